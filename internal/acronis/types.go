@@ -94,7 +94,7 @@ func (c Credentials) LogValue() slog.Value {
 type Stats struct {
 	Requests  int64 // HTTP requests sent to Acronis, retries and token calls included
 	Throttled int64 // answers 429, or 503 with Retry-After
-	Errors    int64 // answers >= 500 other than throttling, and transport failures
+	Errors    int64 // answers >= 500 other than throttling, transport failures, unreadable answers
 }
 
 // Sub returns the traffic between an earlier snapshot and s.

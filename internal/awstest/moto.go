@@ -4,7 +4,6 @@ package awstest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -113,6 +112,6 @@ func Reset(t testing.TB, endpoint string) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatal(fmt.Sprintf("reset moto: HTTP %d", resp.StatusCode))
+		t.Fatalf("reset moto: HTTP %d", resp.StatusCode)
 	}
 }

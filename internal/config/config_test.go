@@ -1,0 +1,187 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const (
+	tenantA = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+	tenantB = "9b2d4c1e-0f3a-4e5b-8c7d-6a5b4c3d2e1f"
+)
+
+// env returns a getenv over the minimal valid environment plus overrides; an
+// override of "" unsets a variable.
+func env(overrides map[string]string) func(string) string {
+	vars := map[string]string{
+		"ACRONIS_SECRET_ID": "acronis-mfa/acronis",
+		"WEBHOOK_SECRET_ID": "acronis-mfa/webhook",
+	}
+	for k, v := range overrides {
+		vars[k] = v
+	}
+	return func(k string) string { return vars[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	got, err := Load(Sweep, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		AcronisSecretID:  "acronis-mfa/acronis",
+		WebhookSecretID:  "acronis-mfa/webhook",
+		DesiredEnabled:   true,
+		SweepConcurrency: 8,
+		SweepInlineLimit: 5000,
+		MetricsNamespace: "AcronisMFA",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestLoadAccepts(t *testing.T) {
+	tests := []struct {
+		name  string
+		fn    Function
+		vars  map[string]string
+		check func(Config) bool
+	}{
+		{"secret ARN", Worker, map[string]string{"ACRONIS_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:acronis-AbCdEf"},
+			func(c Config) bool {
+				return c.AcronisSecretID == "arn:aws:secretsmanager:us-east-1:123456789012:secret:acronis-AbCdEf"
+			}},
+		{"secret id trimmed", Webhook, map[string]string{"WEBHOOK_SECRET_ID": "  hooks \n"}, func(c Config) bool { return c.WebhookSecretID == "hooks" }},
+		{"worker needs no webhook secret", Worker, map[string]string{"WEBHOOK_SECRET_ID": ""}, func(c Config) bool { return c.WebhookSecretID == "" }},
+		{"sweep needs no webhook secret", Sweep, map[string]string{"WEBHOOK_SECRET_ID": ""}, func(c Config) bool { return c.WebhookSecretID == "" }},
+		{"desired enabled", Sweep, map[string]string{"MFA_DESIRED_STATE": "enabled"}, func(c Config) bool { return c.DesiredEnabled }},
+		{"desired Enabled any case", Sweep, map[string]string{"MFA_DESIRED_STATE": "ENABLED"}, func(c Config) bool { return c.DesiredEnabled }},
+		{"desired disabled when allowed", Sweep, map[string]string{"MFA_DESIRED_STATE": "disabled", "MFA_ALLOW_DISABLE": "true"},
+			func(c Config) bool { return !c.DesiredEnabled && c.AllowDisable }},
+		{"allow disable TRUE", Webhook, map[string]string{"MFA_ALLOW_DISABLE": "TRUE"}, func(c Config) bool { return c.AllowDisable }},
+		{"allow disable false", Webhook, map[string]string{"MFA_ALLOW_DISABLE": "false"}, func(c Config) bool { return !c.AllowDisable }},
+		{"dry run True", Sweep, map[string]string{"DRY_RUN": "True"}, func(c Config) bool { return c.DryRun }},
+		{"dry run false", Sweep, map[string]string{"DRY_RUN": "false"}, func(c Config) bool { return !c.DryRun }},
+		{"root tenant lowercased", Sweep, map[string]string{"ROOT_TENANT_ID": strings.ToUpper(tenantA)}, func(c Config) bool { return c.RootTenantID == tenantA }},
+		{"excluded list trimmed, empties ignored, lowercased", Sweep,
+			map[string]string{"EXCLUDED_TENANT_IDS": " " + tenantA + " ,, " + strings.ToUpper(tenantB) + ","},
+			func(c Config) bool { return reflect.DeepEqual(c.ExcludedTenantIDs, []string{tenantA, tenantB}) }},
+		{"excluded only commas", Sweep, map[string]string{"EXCLUDED_TENANT_IDS": " , ,"}, func(c Config) bool { return c.ExcludedTenantIDs == nil }},
+		{"concurrency 1", Sweep, map[string]string{"SWEEP_CONCURRENCY": "1"}, func(c Config) bool { return c.SweepConcurrency == 1 }},
+		{"concurrency 256", Sweep, map[string]string{"SWEEP_CONCURRENCY": "256"}, func(c Config) bool { return c.SweepConcurrency == 256 }},
+		{"queue https", Sweep, map[string]string{"ENFORCE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/enforce"},
+			func(c Config) bool {
+				return c.EnforceQueueURL == "https://sqs.us-east-1.amazonaws.com/123456789012/enforce"
+			}},
+		{"queue http for local emulators", Sweep, map[string]string{"ENFORCE_QUEUE_URL": "http://127.0.0.1:5000/123456789012/enforce"},
+			func(c Config) bool { return c.EnforceQueueURL == "http://127.0.0.1:5000/123456789012/enforce" }},
+		{"inline limit 1", Sweep, map[string]string{"SWEEP_INLINE_LIMIT": "1"}, func(c Config) bool { return c.SweepInlineLimit == 1 }},
+		{"inline limit large", Sweep, map[string]string{"SWEEP_INLINE_LIMIT": "1000000"}, func(c Config) bool { return c.SweepInlineLimit == 1000000 }},
+		{"namespace", Sweep, map[string]string{"METRICS_NAMESPACE": "Security/Acronis MFA_1.0#x"}, func(c Config) bool { return c.MetricsNamespace == "Security/Acronis MFA_1.0#x" }},
+		{"namespace 255 chars", Sweep, map[string]string{"METRICS_NAMESPACE": strings.Repeat("n", 255)}, func(c Config) bool { return len(c.MetricsNamespace) == 255 }},
+		{"blank means default", Sweep, map[string]string{"SWEEP_CONCURRENCY": " ", "METRICS_NAMESPACE": "", "MFA_DESIRED_STATE": ""},
+			func(c Config) bool {
+				return c.SweepConcurrency == 8 && c.MetricsNamespace == "AcronisMFA" && c.DesiredEnabled
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.fn, env(tt.vars))
+			if err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("wrong result: %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   Function
+		vars map[string]string
+		want []string // substrings of the error
+	}{
+		{"unknown function", Function("cron"), nil, []string{`"cron"`, "webhook, worker or sweep"}},
+		{"acronis secret missing", Sweep, map[string]string{"ACRONIS_SECRET_ID": ""}, []string{"ACRONIS_SECRET_ID is not set"}},
+		{"acronis secret blank", Worker, map[string]string{"ACRONIS_SECRET_ID": "  "}, []string{"ACRONIS_SECRET_ID is not set"}},
+		{"webhook secret missing", Webhook, map[string]string{"WEBHOOK_SECRET_ID": ""}, []string{"WEBHOOK_SECRET_ID is not set"}},
+		{"desired state on", Sweep, map[string]string{"MFA_DESIRED_STATE": "on"}, []string{`MFA_DESIRED_STATE="on": accepts "enabled" or "disabled"`}},
+		{"disabled without allow", Sweep, map[string]string{"MFA_DESIRED_STATE": "disabled"}, []string{"MFA_DESIRED_STATE", "MFA_ALLOW_DISABLE"}},
+		{"disabled with allow false", Worker, map[string]string{"MFA_DESIRED_STATE": "disabled", "MFA_ALLOW_DISABLE": "false"}, []string{"MFA_DESIRED_STATE", "MFA_ALLOW_DISABLE"}},
+		{"allow disable yes", Webhook, map[string]string{"MFA_ALLOW_DISABLE": "yes"}, []string{`MFA_ALLOW_DISABLE="yes": accepts "true" or "false"`}},
+		{"allow disable 1", Webhook, map[string]string{"MFA_ALLOW_DISABLE": "1"}, []string{`MFA_ALLOW_DISABLE="1"`, `"true" or "false"`}},
+		{"dry run 0", Sweep, map[string]string{"DRY_RUN": "0"}, []string{`DRY_RUN="0": accepts "true" or "false"`}},
+		{"root tenant not uuid", Sweep, map[string]string{"ROOT_TENANT_ID": "root"}, []string{`ROOT_TENANT_ID="root"`, "UUID"}},
+		{"root tenant braces", Sweep, map[string]string{"ROOT_TENANT_ID": "{" + tenantA + "}"}, []string{"ROOT_TENANT_ID", "UUID"}},
+		{"excluded bad item named", Sweep, map[string]string{"EXCLUDED_TENANT_IDS": tenantA + ",nope," + tenantB}, []string{"EXCLUDED_TENANT_IDS item 2", `"nope"`, "UUIDs"}},
+		{"excluded semicolons", Sweep, map[string]string{"EXCLUDED_TENANT_IDS": tenantA + ";" + tenantB}, []string{"EXCLUDED_TENANT_IDS item 1"}},
+		{"concurrency 0", Sweep, map[string]string{"SWEEP_CONCURRENCY": "0"}, []string{`SWEEP_CONCURRENCY="0": accepts a whole number from 1 to 256`}},
+		{"concurrency 257", Sweep, map[string]string{"SWEEP_CONCURRENCY": "257"}, []string{`SWEEP_CONCURRENCY="257"`, "1 to 256"}},
+		{"concurrency text", Sweep, map[string]string{"SWEEP_CONCURRENCY": "eight"}, []string{`SWEEP_CONCURRENCY="eight"`}},
+		{"concurrency fraction", Sweep, map[string]string{"SWEEP_CONCURRENCY": "2.5"}, []string{`SWEEP_CONCURRENCY="2.5"`}},
+		{"queue not a url", Sweep, map[string]string{"ENFORCE_QUEUE_URL": "enforce-queue"}, []string{`ENFORCE_QUEUE_URL="enforce-queue"`, "http:// or https://"}},
+		{"queue arn", Sweep, map[string]string{"ENFORCE_QUEUE_URL": "arn:aws:sqs:us-east-1:123456789012:enforce"}, []string{"ENFORCE_QUEUE_URL"}},
+		{"queue ftp", Sweep, map[string]string{"ENFORCE_QUEUE_URL": "ftp://example.com/q"}, []string{"ENFORCE_QUEUE_URL"}},
+		{"queue no host", Sweep, map[string]string{"ENFORCE_QUEUE_URL": "https:///q"}, []string{"ENFORCE_QUEUE_URL"}},
+		{"inline limit 0", Sweep, map[string]string{"SWEEP_INLINE_LIMIT": "0"}, []string{`SWEEP_INLINE_LIMIT="0": accepts a whole number >= 1`}},
+		{"inline limit negative", Sweep, map[string]string{"SWEEP_INLINE_LIMIT": "-5"}, []string{`SWEEP_INLINE_LIMIT="-5"`}},
+		{"inline limit overflow", Sweep, map[string]string{"SWEEP_INLINE_LIMIT": "99999999999999999999"}, []string{"SWEEP_INLINE_LIMIT", ">= 1"}},
+		{"namespace colon", Sweep, map[string]string{"METRICS_NAMESPACE": "Acronis:MFA"}, []string{`METRICS_NAMESPACE="Acronis:MFA"`, "without ':'"}},
+		{"namespace reserved", Sweep, map[string]string{"METRICS_NAMESPACE": "AWS/Lambda"}, []string{"METRICS_NAMESPACE", `"AWS/"`}},
+		{"namespace too long", Sweep, map[string]string{"METRICS_NAMESPACE": strings.Repeat("n", 256)}, []string{"METRICS_NAMESPACE", "1 to 255"}},
+		{"namespace non-ascii", Sweep, map[string]string{"METRICS_NAMESPACE": "Acronis–MFA"}, []string{"METRICS_NAMESPACE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.fn, env(tt.vars))
+			if err == nil {
+				t.Fatalf("accepted: %+v", c)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadKeepsLongValuesShortInErrors(t *testing.T) {
+	_, err := Load(Sweep, env(map[string]string{"ROOT_TENANT_ID": strings.Repeat("x", 10000)}))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if len(err.Error()) > 300 {
+		t.Fatalf("error is %d bytes long", len(err.Error()))
+	}
+}
+
+func TestValidUUID(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{tenantA, true},
+		{strings.ToUpper(tenantA), true},
+		{"00000000-0000-0000-0000-000000000000", true},
+		{"", false},
+		{tenantA[:35], false},
+		{tenantA + "0", false},
+		{"3fa85f64-5717-4562-b3fc-2c963f66afaz", false},
+		{"3fa85f6405717-4562-b3fc-2c963f66afa6", false},
+		{"3fa85f64-57174-562-b3fc-2c963f66afa6", false},
+		{"3fa85f6457174562b3fc2c963f66afa6", false},
+		{"{3fa85f64-5717-4562-b3fc-2c963f66afa}", false},
+		{" 3fa85f64-5717-4562-b3fc-2c963f66afa", false},
+	}
+	for _, tt := range tests {
+		if got := ValidUUID(tt.in); got != tt.want {
+			t.Errorf("ValidUUID(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

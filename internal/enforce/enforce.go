@@ -1,0 +1,184 @@
+// Package enforce carries out policy decisions for one tenant at a time: it reads
+// what it needs from Acronis, asks package policy, and writes only when the
+// decision is a change. All three triggers enforce through it.
+package enforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"acronismfa/internal/acronis"
+	"acronismfa/internal/policy"
+)
+
+// API is the part of the Acronis client that enforcement uses.
+type API interface {
+	Tenant(ctx context.Context, id string) (acronis.Tenant, error)
+	MFAStatus(ctx context.Context, id string) (acronis.MFAStatus, error)
+	SetMFA(ctx context.Context, id string, enabled bool) (acronis.MFAStatus, error)
+}
+
+// Enforcer applies Rules through API. It holds no per-request state and is safe
+// for concurrent use.
+type Enforcer struct {
+	API   API
+	Rules policy.Rules
+}
+
+// Result is what happened to one tenant; every trigger reports it the same way.
+type Result struct {
+	TenantID   string
+	TenantName string
+	Kind       acronis.Kind
+	Want       bool
+	Decision   policy.Decision
+	Previous   string            // MFA state before, "" when never read
+	Current    string            // MFA state after, "" when never read
+	Status     acronis.MFAStatus // the latest mfa/status answer, zero when none was requested
+	Requested  bool              // Acronis was asked about this tenant's MFA
+	Err        error
+}
+
+// Changed reports whether the switch was written.
+func (r Result) Changed() bool { return r.Err == nil && r.Decision.Outcome == policy.Change }
+
+// Quiet reports whether the result needs no audit line: a tenant found compliant
+// in the listing, with no request of its own, is the normal case of a sweep.
+func (r Result) Quiet() bool {
+	return r.Err == nil && r.Decision.Outcome == policy.Compliant && !r.Requested
+}
+
+// UsersWithoutTOTP counts the users that this result locks out (or would, in a
+// dry run) until they set up TOTP.
+func (r Result) UsersWithoutTOTP() int {
+	if !r.Want || r.Err != nil {
+		return 0
+	}
+	if o := r.Decision.Outcome; o != policy.Change && o != policy.WouldChange {
+		return 0
+	}
+	return r.Status.UsersWithoutTOTP()
+}
+
+// ErrDisableNotAllowed refuses a request to turn MFA off while the operator has
+// not allowed it. It is returned before Acronis is asked anything.
+var ErrDisableNotAllowed = errors.New("disabling MFA requires MFA_ALLOW_DISABLE=true")
+
+// Apply brings one tenant, known by id, to want. explicit marks a caller's direct
+// request (see policy.Rules.Decide). Failures are in Result.Err, classified by
+// package acronis.
+func (e *Enforcer) Apply(ctx context.Context, tenantID string, want, explicit bool) Result {
+	res := Result{TenantID: tenantID, Want: want}
+	if !want && !e.Rules.AllowDisable {
+		res.Decision = policy.Decision{Outcome: policy.NotAllowed, Reason: ErrDisableNotAllowed.Error()}
+		return res
+	}
+	t, err := e.API.Tenant(ctx, tenantID)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	excluded, err := e.excluded(ctx, t)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	return e.decide(ctx, t, excluded, want, explicit)
+}
+
+// ApplyListed brings a tenant from the subtree listing to want. The listing
+// carries the MFA state, so a compliant or skipped tenant costs no request; a
+// drifting one is confirmed with its mfa/status before anything is written.
+// excluded is the caller's knowledge of the tenant's ancestry.
+func (e *Enforcer) ApplyListed(ctx context.Context, t acronis.Tenant, excluded, want bool) Result {
+	return e.decide(ctx, t, excluded, want, false)
+}
+
+// Decide is ApplyListed without the Acronis requests: what the listing alone says.
+func (e *Enforcer) Decide(t acronis.Tenant, excluded, want bool) policy.Decision {
+	return e.Rules.Decide(listingFacts(t, excluded), want, false)
+}
+
+func listingFacts(t acronis.Tenant, excluded bool) policy.Facts {
+	return policy.Facts{
+		Kind:          t.Kind,
+		Enabled:       t.Enabled,
+		MFAOn:         acronis.MFAOn(t.MFAStatus),
+		UpdateAllowed: true,
+		Excluded:      excluded,
+	}
+}
+
+func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want, explicit bool) Result {
+	res := Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Want: want, Previous: t.MFAStatus, Current: t.MFAStatus}
+	facts := listingFacts(t, excluded)
+	res.Decision = e.Rules.Decide(facts, want, explicit)
+	switch o := res.Decision.Outcome; {
+	case o == policy.Change, o == policy.WouldChange:
+	case o == policy.Compliant && explicit:
+		// A caller who asked for this tenant gets its user counts back.
+	default:
+		return res
+	}
+
+	// The tenant object's state may be stale, and it does not say whether this
+	// client may write: ask the mfa/status endpoint before deciding for real.
+	status, err := e.API.MFAStatus(ctx, t.ID)
+	res.Requested = true
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Status = status
+	res.Previous, res.Current = status.MFAStatus, status.MFAStatus
+	facts.MFAOn = acronis.MFAOn(status.MFAStatus)
+	facts.UpdateAllowed = status.UpdateAllowed
+	res.Decision = e.Rules.Decide(facts, want, explicit)
+	if res.Decision.Outcome != policy.Change {
+		return res
+	}
+
+	after, err := e.API.SetMFA(ctx, t.ID, want)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Current = after.MFAStatus
+	if acronis.MFAOn(after.MFAStatus) != want && after.MFAStatus != acronis.MFADisableInProgress {
+		res.Err = fmt.Errorf("acronis PUT /tenants/{id}/mfa/status tenant %s: answered %q after setting %q: %w",
+			t.ID, after.MFAStatus, policy.State(want), acronis.ErrUpstream)
+	}
+	return res
+}
+
+// excluded reports whether t or an ancestor is excluded. The tenant object
+// names only its parent, so this walks up until an excluded id, the real root
+// (its own parent), or a tenant the client may not see.
+func (e *Enforcer) excluded(ctx context.Context, t acronis.Tenant) (bool, error) {
+	if len(e.Rules.Excluded) == 0 {
+		return false, nil
+	}
+	seen := map[string]bool{}
+	for {
+		if e.Rules.Excluded.Has(t.ID) {
+			return true, nil
+		}
+		if t.ParentID == "" || t.ParentID == t.ID || seen[t.ParentID] {
+			return false, nil
+		}
+		seen[t.ID] = true
+		if e.Rules.Excluded.Has(t.ParentID) {
+			return true, nil
+		}
+		parent, err := e.API.Tenant(ctx, t.ParentID)
+		if errors.Is(err, acronis.ErrNotAllowed) || errors.Is(err, acronis.ErrNotFound) {
+			// Above the client's own tenant: nothing there is ours to exclude.
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("check exclusions of tenant %s: %w", t.ID, err)
+		}
+		t = parent
+	}
+}

@@ -1,0 +1,303 @@
+// Package queue serves the worker's SQS queue (contract section 5): message
+// shapes, batch processing and partial batch failures.
+package queue
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"acronismfa/internal/acronis"
+)
+
+// ErrInvalidMessage is wrapped by every parse failure; the wrapping message
+// names the problem. Such a message can never succeed, but it is still reported
+// as a batch item failure, so that it ends in the dead-letter queue rather than
+// being dropped.
+var ErrInvalidMessage = errors.New("invalid message")
+
+// Message kinds.
+const (
+	KindSet     = "set"     // {"tenant_id", "enabled"}: set that state
+	KindEnforce = "enforce" // {"tenant_id"}: enforce MFA_DESIRED_STATE
+	KindEvent   = "event"   // an EventBridge event; its detail may carry enabled
+)
+
+// Length limits: tenant_name in characters, sweep_id in bytes.
+const (
+	maxNameLength    = 255
+	maxSweepIDLength = 128
+)
+
+// Message is one parsed queue message: which tenant, and what to do with it.
+type Message struct {
+	TenantID   string // lowercased UUID, or "" when TenantName is set
+	TenantName string // exact tenant name, to be resolved under the root tenant
+	Enabled    *bool  // nil: enforce MFA_DESIRED_STATE
+	Kind       string // KindSet, KindEnforce or KindEvent
+	EventID    string // the EventBridge event's id, for audit correlation
+	DetailType string // the EventBridge event's detail-type
+	SweepID    string // the sweep that fanned this message out, if one did
+}
+
+// ParseMessage parses an SQS message body in one of the three shapes of the
+// contract:
+//
+//	{"tenant_id": "<uuid>", "enabled": true|false}
+//	{"tenant_id": "<uuid>"}
+//	{"version": "0", "id": "…", "detail-type": "…", "source": "…", "detail": {"tenant_id": "…"}}
+//
+// tenant_name may stand for tenant_id anywhere, and exactly one of them must be
+// there. An object with both "detail" and "detail-type" is an EventBridge event,
+// of any detail-type, since an operator may route more rules to the queue.
+//
+// The first two shapes are written by operators and by the sweep's fan-out, so
+// they are strict: besides tenant_id, tenant_name and enabled only sweep_id is
+// allowed, and any other key (a typo of "enabled" would otherwise quietly
+// enforce the default) fails the message. An event's detail belongs to whoever
+// publishes the event, for every consumer of it, so keys this worker does not
+// read are ignored there; the ones it reads are checked just as strictly. The
+// envelope is AWS's, and only id and detail-type are read from it. Duplicate
+// keys fail the message at both levels, since parsers disagree on which wins.
+func ParseMessage(body string) (Message, error) {
+	if strings.Trim(body, jsonSpace) == "" {
+		return Message{}, invalidMessage("empty body")
+	}
+	obj, err := decodeObject([]byte(body))
+	if err != nil {
+		return Message{}, invalidMessage("body %v", err)
+	}
+	_, hasDetail := obj.values["detail"]
+	_, hasType := obj.values["detail-type"]
+	switch {
+	case hasDetail && hasType:
+		return parseEvent(obj)
+	case hasDetail || hasType:
+		return Message{}, invalidMessage(`an EventBridge event needs both "detail" and "detail-type"`)
+	}
+	for _, k := range obj.keys {
+		switch k {
+		case "tenant_id", "tenant_name", "enabled", "sweep_id":
+		default:
+			return Message{}, invalidMessage("unknown field %s: accepted are tenant_id, tenant_name, enabled and sweep_id", quoteShort(k))
+		}
+	}
+	m, err := parseTarget(obj, "")
+	if err != nil {
+		return Message{}, err
+	}
+	m.Kind = KindEnforce
+	if m.Enabled != nil {
+		m.Kind = KindSet
+	}
+	if raw, ok := obj.values["sweep_id"]; ok {
+		if m.SweepID, err = parseString("sweep_id", raw); err != nil {
+			return Message{}, err
+		}
+		// The id rides along on every audit line of the message, so it is bounded;
+		// a sweep id is a short identifier such as an invocation's request id.
+		if m.SweepID == "" || len(m.SweepID) > maxSweepIDLength {
+			return Message{}, invalidMessage("sweep_id must be 1 to %d bytes long", maxSweepIDLength)
+		}
+	}
+	return m, nil
+}
+
+func parseEvent(obj jsonObject) (Message, error) {
+	var (
+		m   Message
+		err error
+	)
+	if m.DetailType, err = parseString("detail-type", obj.values["detail-type"]); err != nil {
+		return Message{}, err
+	}
+	if m.DetailType == "" {
+		return Message{}, invalidMessage("detail-type is empty")
+	}
+	if raw, ok := obj.values["id"]; ok {
+		if m.EventID, err = parseString("id", raw); err != nil {
+			return Message{}, err
+		}
+	}
+	detail, err := decodeObject(obj.values["detail"])
+	if err != nil {
+		return Message{}, invalidMessage("detail %v", err)
+	}
+	t, err := parseTarget(detail, "detail.")
+	if err != nil {
+		return Message{}, err
+	}
+	m.TenantID, m.TenantName, m.Enabled, m.Kind = t.TenantID, t.TenantName, t.Enabled, KindEvent
+	return m, nil
+}
+
+// parseTarget reads tenant_id or tenant_name, and enabled, from obj; prefix
+// places the keys in the message for error text.
+func parseTarget(obj jsonObject, prefix string) (Message, error) {
+	var m Message
+	rawID, hasID := obj.values["tenant_id"]
+	rawName, hasName := obj.values["tenant_name"]
+	switch {
+	case hasID && hasName:
+		return Message{}, invalidMessage("%stenant_id and %stenant_name are both set: send one", prefix, prefix)
+	case hasID:
+		id, err := parseString(prefix+"tenant_id", rawID)
+		if err != nil {
+			return Message{}, err
+		}
+		if !acronis.ValidTenantID(id) {
+			return Message{}, invalidMessage("%stenant_id %s is not a UUID", prefix, quoteShort(id))
+		}
+		m.TenantID = strings.ToLower(id)
+	case hasName:
+		name, err := parseString(prefix+"tenant_name", rawName)
+		if err != nil {
+			return Message{}, err
+		}
+		// The name is matched exactly, so it is not trimmed; a name of nothing
+		// but spaces can only be a mistake.
+		if strings.TrimSpace(name) == "" {
+			return Message{}, invalidMessage("%stenant_name is empty", prefix)
+		}
+		if n := utf8.RuneCountInString(name); n > maxNameLength {
+			return Message{}, invalidMessage("%stenant_name is %d characters long, over %d", prefix, n, maxNameLength)
+		}
+		m.TenantName = name
+	default:
+		return Message{}, invalidMessage("%stenant_id or %stenant_name is required", prefix, prefix)
+	}
+	if raw, ok := obj.values["enabled"]; ok {
+		if kind := jsonKind(raw); kind != "a boolean" {
+			return Message{}, invalidMessage("%senabled must be a boolean, not %s", prefix, kind)
+		}
+		enabled := string(raw) == "true"
+		m.Enabled = &enabled
+	}
+	return m, nil
+}
+
+func parseString(name string, raw json.RawMessage) (string, error) {
+	if kind := jsonKind(raw); kind != "a string" {
+		return "", invalidMessage("%s must be a string, not %s", name, kind)
+	}
+	var s string
+	// raw is a string token the decoder has already read, so this cannot fail.
+	_ = json.Unmarshal(raw, &s)
+	return s, nil
+}
+
+func invalidMessage(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, args...))
+}
+
+// jsonSpace is the whitespace JSON allows between tokens.
+const jsonSpace = " \t\r\n"
+
+// jsonObject is a decoded JSON object: its members' raw values by key, and the keys
+// in document order so that errors about them come out the same every time.
+type jsonObject struct {
+	keys   []string
+	values map[string]json.RawMessage
+}
+
+// decodeObject decodes data as exactly one JSON object whose keys are all
+// distinct, with nothing but whitespace after it. encoding/json's Unmarshal
+// would quietly keep the last duplicate, so the members are walked with the
+// decoder's token stream instead.
+func decodeObject(data []byte) (jsonObject, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // a number is only ever named in an error; don't let 1e999 fail as a float
+	tok, err := dec.Token()
+	if err != nil {
+		return jsonObject{}, syntaxError(err)
+	}
+	if tok != json.Delim('{') {
+		return jsonObject{}, fmt.Errorf("must be a JSON object, not %s", tokenKind(tok))
+	}
+	obj := jsonObject{values: map[string]json.RawMessage{}}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return jsonObject{}, syntaxError(err)
+		}
+		// The decoder only yields a string in key position; anything else is an
+		// error above. The check keeps a surprise from becoming a panic.
+		key, ok := tok.(string)
+		if !ok {
+			return jsonObject{}, fmt.Errorf("is not valid JSON: %s where a key belongs", tokenKind(tok))
+		}
+		if _, dup := obj.values[key]; dup {
+			return jsonObject{}, fmt.Errorf("has the key %s more than once", quoteShort(key))
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return jsonObject{}, syntaxError(err)
+		}
+		obj.keys = append(obj.keys, key)
+		obj.values[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return jsonObject{}, syntaxError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return jsonObject{}, errors.New("has data after the JSON object")
+	}
+	return obj, nil
+}
+
+func syntaxError(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("is not valid JSON: %v", err)
+}
+
+// tokenKind names the JSON type of a token from a decoder that uses UseNumber.
+func tokenKind(tok json.Token) string {
+	switch tok.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	}
+	if tok == json.Delim('[') {
+		return "an array"
+	}
+	return "an object"
+}
+
+// jsonKind names the JSON type of a raw value as the decoder produced it: valid
+// JSON, starting at its first byte.
+func jsonKind(raw json.RawMessage) string {
+	switch raw[0] {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '[':
+		return "an array"
+	case '{':
+		return "an object"
+	}
+	return "a number"
+}
+
+// quoteShort quotes untrusted text for an error message, cut so that a pasted blob
+// cannot flood the log line.
+func quoteShort(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		return fmt.Sprintf("%q...", s[:limit])
+	}
+	return fmt.Sprintf("%q", s)
+}

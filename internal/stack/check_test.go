@@ -1,0 +1,641 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+const (
+	repoRoot     = "../.."
+	templatePath = repoRoot + "/template.yaml"
+)
+
+// lambdaFunction ties a template function to its code and its contract.
+type lambdaFunction struct {
+	id      string   // logical id in the template
+	dir     string   // ./functions/<dir>
+	name    string   // the Function dimension of its metrics
+	trigger string   // the Trigger dimension of its metrics
+	env     []string // contract variables (CONTRACT.md section 2) it reads besides the common ones
+}
+
+var functions = []lambdaFunction{
+	{id: "WebhookFunction", dir: "webhook", name: "webhook", trigger: "http", env: []string{"WEBHOOK_SECRET_ID"}},
+	{id: "WorkerFunction", dir: "worker", name: "worker", trigger: "sqs"},
+	{id: "SweepFunction", dir: "sweep", name: "sweep", trigger: "schedule", env: []string{"ENFORCE_QUEUE_URL", "SWEEP_CONCURRENCY", "SWEEP_INLINE_LIMIT"}},
+}
+
+// commonEnv is what every function reads (CONTRACT.md section 2).
+var commonEnv = []string{"ACRONIS_SECRET_ID", "MFA_DESIRED_STATE", "MFA_ALLOW_DISABLE", "DRY_RUN", "ROOT_TENANT_ID", "EXCLUDED_TENANT_IDS", "METRICS_NAMESPACE"}
+
+// contractEnv is every variable CONTRACT.md section 2 defines; anything else in
+// the template is a typo no function reads.
+var contractEnv = []string{"ACRONIS_SECRET_ID", "WEBHOOK_SECRET_ID", "MFA_DESIRED_STATE", "MFA_ALLOW_DISABLE", "DRY_RUN", "ROOT_TENANT_ID", "EXCLUDED_TENANT_IDS", "SWEEP_CONCURRENCY", "ENFORCE_QUEUE_URL", "SWEEP_INLINE_LIMIT", "METRICS_NAMESPACE"}
+
+const webhookPath = "/tenants/{tenant_id}/mfa"
+
+// A scenario is one way to deploy the stack; the checks run for each, since
+// conditions change what the functions read and may read.
+type scenario struct {
+	name   string
+	params map[string]string
+	// the secrets the functions must read and may read
+	acronisSecret, webhookSecret string
+	alarmActions                 []any
+}
+
+var scenarios = []scenario{
+	{
+		name:          "stack-made secrets",
+		params:        map[string]string{},
+		acronisSecret: "ref:AcronisSecret",
+		webhookSecret: "ref:WebhookSecret",
+	},
+	{
+		name: "existing secrets and an alarm topic",
+		params: map[string]string{
+			"AcronisSecretArn": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:acronis-AbCdEf",
+			"WebhookSecretArn": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:webhook-GhIjKl",
+			"AlarmTopicArn":    "arn:aws:sns:eu-central-1:123456789012:ops",
+			"MfaDesiredState":  "disabled",
+			"MfaAllowDisable":  "true",
+			"DryRun":           "false",
+		},
+		acronisSecret: "arn:aws:secretsmanager:eu-central-1:123456789012:secret:acronis-AbCdEf",
+		webhookSecret: "arn:aws:secretsmanager:eu-central-1:123456789012:secret:webhook-GhIjKl",
+		alarmActions:  []any{"arn:aws:sns:eu-central-1:123456789012:ops"},
+	},
+}
+
+// checkTemplate returns every way the template at path breaks what the
+// functions, the contract and least privilege need; none for a good template.
+// root is the repository whose Makefile and functions/ the template builds.
+func checkTemplate(path, root string) []string {
+	t, err := loadTemplate(path)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	report := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	checkBuild(t, root, report)
+	if d := str(t.Parameters["DryRun"]["Default"]); d != "true" {
+		report("parameter DryRun defaults to %q: a first deploy must be a dry run (\"true\")", d)
+	}
+	if _, err := newEvaluation(t, map[string]string{"MfaDesiredState": "disabled", "MfaAllowDisable": "false"}); err == nil {
+		report("a deploy with MfaDesiredState=disabled and MfaAllowDisable=false is accepted, and every function would fail at init: add a Rule that refuses it")
+	}
+	for _, want := range []string{"ApiUrl", "EnforceQueueUrl", "EnforceDLQUrl", "TenantEventBusName", "AcronisSecretArn", "WebhookSecretArn"} {
+		if _, ok := t.Outputs[want]; !ok {
+			report("output %s is missing", want)
+		}
+	}
+	for _, sc := range scenarios {
+		e, err := newEvaluation(t, sc.params)
+		if err != nil {
+			report("%s: %v", sc.name, err)
+			continue
+		}
+		n := len(problems)
+		checkScenario(e, sc, report)
+		for _, m := range e.missing {
+			report("%s", m)
+		}
+		for i := n; i < len(problems); i++ {
+			problems[i] = sc.name + ": " + problems[i]
+		}
+	}
+	return dedupe(problems)
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range in {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type reporter func(format string, args ...any)
+
+// checkBuild: every function is built by `sam build` through the Makefile
+// target it names, from a package that exists.
+func checkBuild(t *cfnTemplate, root string, report reporter) {
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		report("read Makefile: %v", err)
+	}
+	for id, r := range t.Resources {
+		if r.Type != "AWS::Serverless::Function" && r.Type != "AWS::Lambda::Function" {
+			continue
+		}
+		if !slices.ContainsFunc(functions, func(f lambdaFunction) bool { return f.id == id }) {
+			report("%s: a function the contract does not know", id)
+		}
+	}
+	for _, f := range functions {
+		r, ok := t.Resources[f.id]
+		if !ok || r.Type != "AWS::Serverless::Function" {
+			report("%s: no AWS::Serverless::Function of that name", f.id)
+			continue
+		}
+		if bm := str(r.Metadata["BuildMethod"]); bm != "makefile" {
+			report("%s: Metadata.BuildMethod is %q, want makefile (the Makefile's build-%s target)", f.id, bm, f.id)
+		}
+		target := "build-" + f.id
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(makefile) {
+			report("%s: the Makefile has no target %s, which sam build runs", f.id, target)
+		} else {
+			checkMakeTarget(root, f, report)
+		}
+		checkPackage(filepath.Join(root, "functions", f.dir), f.id, report)
+	}
+}
+
+// checkMakeTarget: the recipe sam build runs writes a static linux/arm64
+// bootstrap of the right package into ARTIFACTS_DIR.
+func checkMakeTarget(root string, f lambdaFunction, report reporter) {
+	const artifacts = "/artifacts-dir-probe"
+	out, err := exec.Command("make", "--no-print-directory", "-C", root, "-n", "build-"+f.id, "ARTIFACTS_DIR="+artifacts).CombinedOutput()
+	if err != nil {
+		report("%s: make -n build-%s: %v\n%s", f.id, f.id, err, out)
+		return
+	}
+	recipe := string(out)
+	for _, want := range []string{"GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "lambda.norpc", "-o " + artifacts + "/bootstrap"} {
+		if !strings.Contains(recipe, want) {
+			report("%s: make build-%s does not build with %q:\n%s", f.id, f.id, want, recipe)
+		}
+	}
+	if !regexp.MustCompile(`\./functions/` + f.dir + `(\s|$)`).MatchString(recipe) {
+		report("%s: make build-%s does not build ./functions/%s:\n%s", f.id, f.id, f.dir, recipe)
+	}
+}
+
+// checkPackage: dir holds a main package.
+func checkPackage(dir, id string, report reporter) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		report("%s: its code %s: %v", id, dir, err)
+		return
+	}
+	for _, ent := range entries {
+		name := ent.Name()
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil && regexp.MustCompile(`(?m)^package main\b`).Match(src) {
+			return
+		}
+	}
+	report("%s: %s holds no package main", id, dir)
+}
+
+func checkScenario(e *evaluation, sc scenario, report reporter) {
+	fns := map[string]map[string]any{}
+	for _, f := range functions {
+		if _, ok := e.t.Resources[f.id]; ok {
+			fns[f.id] = e.function(f.id)
+		}
+	}
+	for _, f := range functions {
+		p, ok := fns[f.id]
+		if !ok {
+			continue
+		}
+		checkRuntime(f, p, report)
+		checkEnv(e, sc, f, p, report)
+		checkLogging(e, f, p, report)
+	}
+	checkEvents(e, fns, report)
+	checkQueues(e, fns["WorkerFunction"], report)
+	checkIAM(sc, fns, report)
+	checkEventBus(e, report)
+	checkAlarms(e, sc, fns, report)
+}
+
+func checkRuntime(f lambdaFunction, p map[string]any, report reporter) {
+	if got := str(p["Runtime"]); got != "provided.al2023" {
+		report("%s: Runtime %q, want provided.al2023", f.id, got)
+	}
+	if got := asList(p["Architectures"]); !reflect.DeepEqual(got, []any{"arm64"}) {
+		report("%s: Architectures %v, want [arm64]", f.id, got)
+	}
+	if got := str(p["Handler"]); got != "bootstrap" {
+		report("%s: Handler %q, want bootstrap", f.id, got)
+	}
+	// sam build runs the Makefile target in CodeUri: it must be the module root.
+	if got := str(p["CodeUri"]); got != "." && got != "./" {
+		report("%s: CodeUri %q, want . (the module root, where the Makefile and go.mod are)", f.id, got)
+	}
+	if _, ok := num(p["Timeout"]); !ok {
+		report("%s: no Timeout", f.id)
+	}
+}
+
+func checkEnv(e *evaluation, sc scenario, f lambdaFunction, p map[string]any, report reporter) {
+	vars := asMap(asMap(p["Environment"])["Variables"])
+	for _, k := range sortedKeys(vars) {
+		if !slices.Contains(contractEnv, k) {
+			report("%s: environment variable %s is not in CONTRACT.md section 2: no function reads it", f.id, k)
+		}
+	}
+	for _, k := range append(append([]string{}, commonEnv...), f.env...) {
+		if _, ok := vars[k]; !ok {
+			report("%s: environment variable %s is not set", f.id, k)
+		}
+	}
+	want := map[string]string{
+		"ACRONIS_SECRET_ID": sc.acronisSecret,
+		"MFA_DESIRED_STATE": e.params["MfaDesiredState"],
+		"MFA_ALLOW_DISABLE": e.params["MfaAllowDisable"],
+		"DRY_RUN":           e.params["DryRun"],
+	}
+	if f.id == "WebhookFunction" {
+		want["WEBHOOK_SECRET_ID"] = sc.webhookSecret
+	}
+	if f.id == "SweepFunction" {
+		want["ENFORCE_QUEUE_URL"] = "ref:EnforceQueue" // Ref of a queue is its URL
+		want["SWEEP_CONCURRENCY"] = e.params["SweepConcurrency"]
+		want["SWEEP_INLINE_LIMIT"] = e.params["SweepInlineLimit"]
+	}
+	for _, k := range sortedKeys(want) {
+		if v, ok := vars[k]; ok && str(v) != want[k] {
+			report("%s: %s is %q, want %q", f.id, k, str(v), want[k])
+		}
+	}
+}
+
+func checkLogging(e *evaluation, f lambdaFunction, p map[string]any, report reporter) {
+	lc := asMap(p["LoggingConfig"])
+	if got := str(lc["LogFormat"]); got != "JSON" {
+		report("%s: LoggingConfig.LogFormat %q, want JSON", f.id, got)
+	}
+	// The function's log group is either named by LoggingConfig.LogGroup or is
+	// the default /aws/lambda/<function name>; either way the stack owns it and
+	// sets its retention.
+	var group string
+	if ref, ok := strings.CutPrefix(str(lc["LogGroup"]), "ref:"); ok {
+		group = ref
+	} else {
+		for _, id := range sortedKeys(e.t.Resources) {
+			r := e.t.Resources[id]
+			if r.Type == "AWS::Logs::LogGroup" && str(e.Eval(r.Properties["LogGroupName"])) == "/aws/lambda/ref:"+f.id {
+				group = id
+			}
+		}
+	}
+	r, ok := e.t.Resources[group]
+	if group == "" || !ok || r.Type != "AWS::Logs::LogGroup" {
+		report("%s: no AWS::Logs::LogGroup of the stack holds its logs", f.id)
+		return
+	}
+	if got := str(e.Eval(r.Properties["RetentionInDays"])); got != e.params["LogRetentionDays"] {
+		report("%s: log group %s RetentionInDays %q, want the LogRetentionDays parameter %q", f.id, group, got, e.params["LogRetentionDays"])
+	}
+}
+
+func events(p map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for name, ev := range asMap(p["Events"]) {
+		out[name] = asMap(ev)
+	}
+	return out
+}
+
+func checkEvents(e *evaluation, fns map[string]map[string]any, report reporter) {
+	if p, ok := fns["WebhookFunction"]; ok {
+		routes := map[string]bool{}
+		for name, ev := range events(p) {
+			props := asMap(ev["Properties"])
+			if ev["Type"] != "HttpApi" {
+				report("WebhookFunction: event %s is %v, want only HttpApi events", name, ev["Type"])
+				continue
+			}
+			api, _ := strings.CutPrefix(str(props["ApiId"]), "ref:")
+			if r := e.t.Resources[api]; r.Type != "AWS::Serverless::HttpApi" {
+				report("WebhookFunction: event %s is not on the stack's AWS::Serverless::HttpApi (ApiId %q)", name, str(props["ApiId"]))
+			}
+			if v, ok := props["PayloadFormatVersion"]; ok && str(v) != "2.0" {
+				report("WebhookFunction: event %s PayloadFormatVersion %q, the handler reads 2.0", name, str(v))
+			}
+			route := str(props["Method"]) + " " + str(props["Path"])
+			routes[route] = true
+		}
+		want := map[string]bool{"GET " + webhookPath: true, "PUT " + webhookPath: true}
+		if !reflect.DeepEqual(routes, want) {
+			report("WebhookFunction: HttpApi routes %v, want exactly GET and PUT %s", sortedKeys(routes), webhookPath)
+		}
+	}
+	if p, ok := fns["WorkerFunction"]; ok {
+		evs := events(p)
+		if len(evs) != 1 {
+			report("WorkerFunction: %d events, want exactly the SQS event on EnforceQueue", len(evs))
+		}
+		for name, ev := range evs {
+			props := asMap(ev["Properties"])
+			if ev["Type"] != "SQS" || str(props["Queue"]) != "getatt:EnforceQueue.Arn" {
+				report("WorkerFunction: event %s is %v on %q, want SQS on EnforceQueue", name, ev["Type"], str(props["Queue"]))
+				continue
+			}
+			if !slices.Contains(asList(props["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
+				report("WorkerFunction: event %s lacks FunctionResponseTypes [ReportBatchItemFailures]: one failed message would retry the whole batch", name)
+			}
+			if b, ok := num(props["BatchSize"]); !ok || b < 1 || b > 10 {
+				report("WorkerFunction: event %s BatchSize %v, want 1..10", name, props["BatchSize"])
+			}
+			if c, ok := num(asMap(props["ScalingConfig"])["MaximumConcurrency"]); !ok || c < 2 {
+				report("WorkerFunction: event %s needs ScalingConfig.MaximumConcurrency (>= 2) to bound the load on Acronis", name)
+			}
+		}
+	}
+	if p, ok := fns["SweepFunction"]; ok {
+		evs := events(p)
+		if len(evs) != 1 {
+			report("SweepFunction: %d events, want exactly one schedule", len(evs))
+		}
+		for name, ev := range evs {
+			props := asMap(ev["Properties"])
+			switch ev["Type"] {
+			case "ScheduleV2", "Schedule":
+			default:
+				report("SweepFunction: event %s is %v, want a schedule", name, ev["Type"])
+				continue
+			}
+			if got := str(props["ScheduleExpression"]); got != e.params["SweepSchedule"] {
+				report("SweepFunction: event %s ScheduleExpression %q, want the SweepSchedule parameter", name, got)
+			}
+			if in, ok := props["Input"]; ok {
+				var overrides map[string]any
+				if err := json.Unmarshal([]byte(str(in)), &overrides); err != nil {
+					report("SweepFunction: event %s Input %q is not a JSON object: %v", name, str(in), err)
+				}
+				for k := range overrides {
+					if k != "dry_run" && k != "root_tenant_id" {
+						report("SweepFunction: event %s Input has %q, which the sweep does not accept", name, k)
+					}
+				}
+			}
+			if ev["Type"] == "ScheduleV2" && props["Name"] == nil && props["OmitName"] != true {
+				report("SweepFunction: event %s: set OmitName: true (or a Name with the stack name), else SAM names the schedule by its logical id and two stacks collide in one account", name)
+			}
+		}
+	}
+}
+
+func checkQueues(e *evaluation, worker map[string]any, report reporter) {
+	q, ok := e.t.Resources["EnforceQueue"]
+	if !ok || q.Type != "AWS::SQS::Queue" {
+		report("EnforceQueue: no AWS::SQS::Queue of that name")
+		return
+	}
+	qp := asMap(e.Eval(q.Properties))
+	rp := asMap(qp["RedrivePolicy"])
+	if len(rp) == 0 {
+		report("EnforceQueue: no RedrivePolicy: a message that keeps failing is never set aside in a DLQ")
+	} else {
+		if got := str(rp["deadLetterTargetArn"]); got != "getatt:EnforceDLQ.Arn" {
+			report("EnforceQueue: RedrivePolicy.deadLetterTargetArn %q, want EnforceDLQ's Arn", got)
+		}
+		if n, ok := num(rp["maxReceiveCount"]); !ok || n < 1 || n > 10 {
+			report("EnforceQueue: RedrivePolicy.maxReceiveCount %v, want 1..10", rp["maxReceiveCount"])
+		}
+	}
+	timeout, _ := num(worker["Timeout"])
+	vis, ok := num(qp["VisibilityTimeout"])
+	if !ok {
+		vis = 30 // SQS default
+	}
+	if timeout == 0 || vis < 6*timeout {
+		report("EnforceQueue: VisibilityTimeout %ds is below 6 x WorkerFunction Timeout (%ds)", vis, timeout)
+	}
+	dlq, ok := e.t.Resources["EnforceDLQ"]
+	if !ok || dlq.Type != "AWS::SQS::Queue" {
+		report("EnforceDLQ: no AWS::SQS::Queue of that name")
+		return
+	}
+	dp := asMap(e.Eval(dlq.Properties))
+	qRet, ok := num(qp["MessageRetentionPeriod"])
+	if !ok {
+		qRet = 345600 // SQS default, 4 days
+	}
+	// A message keeps its first enqueue time in the DLQ: a DLQ with no longer a
+	// retention than its source drops what it is given.
+	if dRet, _ := num(dp["MessageRetentionPeriod"]); dRet != 1209600 || dRet <= qRet {
+		report("EnforceDLQ: MessageRetentionPeriod %v, want 1209600 (14 days, longer than EnforceQueue's %d)", dp["MessageRetentionPeriod"], qRet)
+	}
+	for id, p := range map[string]map[string]any{"EnforceQueue": qp, "EnforceDLQ": dp} {
+		if p["SqsManagedSseEnabled"] != true && p["KmsMasterKeyId"] == nil {
+			report("%s: not encrypted at rest (SqsManagedSseEnabled)", id)
+		}
+	}
+}
+
+// grants maps action -> resources from a function's inline policy statements.
+func grants(id string, p map[string]any, report reporter) map[string][]string {
+	g := map[string][]string{}
+	for i, pol := range asList(p["Policies"]) {
+		doc, ok := pol.(map[string]any)
+		if !ok || doc["Statement"] == nil {
+			report("%s: Policies[%d] is not an inline policy document (managed policies and SAM policy templates grant more than the function needs, and cannot be checked here)", id, i)
+			continue
+		}
+		for j, st := range asList(doc["Statement"]) {
+			s := asMap(st)
+			if s["NotAction"] != nil || s["NotResource"] != nil {
+				report("%s: Policies[%d].Statement[%d] uses NotAction/NotResource", id, i, j)
+			}
+			if str(s["Effect"]) != "Allow" {
+				continue
+			}
+			for _, a := range asList(s["Action"]) {
+				for _, r := range asList(s["Resource"]) {
+					g[str(a)] = append(g[str(a)], str(r))
+				}
+			}
+		}
+	}
+	for a := range g {
+		slices.Sort(g[a])
+	}
+	return g
+}
+
+func checkIAM(sc scenario, fns map[string]map[string]any, report reporter) {
+	want := map[string]map[string][]string{
+		"WebhookFunction": {"secretsmanager:GetSecretValue": sorted(sc.acronisSecret, sc.webhookSecret)},
+		"WorkerFunction":  {"secretsmanager:GetSecretValue": {sc.acronisSecret}},
+		"SweepFunction": {
+			"secretsmanager:GetSecretValue": {sc.acronisSecret},
+			"sqs:SendMessage":               {"getatt:EnforceQueue.Arn"},
+		},
+	}
+	for _, id := range sortedKeys(want) {
+		p, ok := fns[id]
+		if !ok {
+			continue
+		}
+		got := grants(id, p, report)
+		for _, action := range sortedKeys(got) {
+			if strings.Contains(action, "*") {
+				report("%s: wildcard action %q", id, action)
+			}
+			for _, r := range got[action] {
+				if strings.Contains(r, "*") {
+					report("%s: %s on wildcard resource %q", id, action, r)
+				}
+			}
+			if _, ok := want[id][action]; !ok {
+				report("%s: may %s on %v, which it does not need", id, action, got[action])
+			}
+		}
+		for _, action := range sortedKeys(want[id]) {
+			if !slices.Equal(got[action], want[id][action]) {
+				report("%s: may %s on %v, want exactly %v", id, action, got[action], want[id][action])
+			}
+		}
+	}
+}
+
+func sorted(s ...string) []string {
+	slices.Sort(s)
+	return s
+}
+
+func checkEventBus(e *evaluation, report reporter) {
+	bus, ok := e.t.Resources["TenantEventBus"]
+	if !ok || bus.Type != "AWS::Events::EventBus" {
+		report("TenantEventBus: no AWS::Events::EventBus of that name")
+	}
+	rule, ok := e.t.Resources["TenantCreatedRule"]
+	if !ok || rule.Type != "AWS::Events::Rule" {
+		report("TenantCreatedRule: no AWS::Events::Rule of that name")
+		return
+	}
+	rp := asMap(e.Eval(rule.Properties))
+	if got := str(rp["EventBusName"]); got != "ref:TenantEventBus" {
+		report("TenantCreatedRule: on bus %q, want TenantEventBus", got)
+	}
+	if got := asList(asMap(rp["EventPattern"])["detail-type"]); !reflect.DeepEqual(got, []any{"Tenant Created"}) {
+		report("TenantCreatedRule: EventPattern detail-type %v, want [Tenant Created]", got)
+	}
+	if s := str(rp["State"]); s != "" && s != "ENABLED" {
+		report("TenantCreatedRule: State %q", s)
+	}
+	targets := asList(rp["Targets"])
+	if len(targets) != 1 || str(asMap(targets[0])["Arn"]) != "getatt:EnforceQueue.Arn" {
+		report("TenantCreatedRule: targets %v, want exactly EnforceQueue", targets)
+	}
+
+	// The rule may deliver to the queue, and only the rule may.
+	found := false
+	for _, id := range sortedKeys(e.t.Resources) {
+		r := e.t.Resources[id]
+		if r.Type != "AWS::SQS::QueuePolicy" {
+			continue
+		}
+		p := asMap(e.Eval(r.Properties))
+		if !slices.Contains(asList(p["Queues"]), any("ref:EnforceQueue")) {
+			continue
+		}
+		for _, st := range asList(asMap(p["PolicyDocument"])["Statement"]) {
+			s := asMap(st)
+			if !reflect.DeepEqual(asMap(s["Principal"])["Service"], "events.amazonaws.com") &&
+				!reflect.DeepEqual(asMap(s["Principal"])["Service"], []any{"events.amazonaws.com"}) {
+				continue
+			}
+			if str(s["Effect"]) != "Allow" || !reflect.DeepEqual(asList(s["Action"]), []any{"sqs:SendMessage"}) ||
+				!reflect.DeepEqual(asList(s["Resource"]), []any{"getatt:EnforceQueue.Arn"}) {
+				report("%s: EventBridge statement %v, want Allow sqs:SendMessage on EnforceQueue only", id, s)
+				continue
+			}
+			cond := asMap(s["Condition"])
+			src := asMap(cond["ArnEquals"])["aws:SourceArn"]
+			if src == nil {
+				src = asMap(cond["ArnLike"])["aws:SourceArn"]
+			}
+			if str(src) != "getatt:TenantCreatedRule.Arn" {
+				report("%s: EventBridge may send to EnforceQueue without an aws:SourceArn condition naming TenantCreatedRule (any rule of any account could)", id)
+				continue
+			}
+			found = true
+		}
+	}
+	if !found {
+		report("EnforceQueue: no queue policy lets TenantCreatedRule (events.amazonaws.com, aws:SourceArn) send to it")
+	}
+}
+
+func checkAlarms(e *evaluation, sc scenario, fns map[string]map[string]any, report reporter) {
+	type alarm struct {
+		id    string
+		props map[string]any
+	}
+	var alarms []alarm
+	for _, id := range sortedKeys(e.t.Resources) {
+		if r := e.t.Resources[id]; r.Type == "AWS::CloudWatch::Alarm" && e.created(id) {
+			alarms = append(alarms, alarm{id, asMap(e.Eval(r.Properties))})
+		}
+	}
+	dims := func(p map[string]any) map[string]string {
+		d := map[string]string{}
+		for _, x := range asList(p["Dimensions"]) {
+			d[str(asMap(x)["Name"])] = str(asMap(x)["Value"])
+		}
+		return d
+	}
+	fires := func(p map[string]any) bool {
+		th, ok := num(p["Threshold"])
+		return ok && th == 0 && str(p["ComparisonOperator"]) == "GreaterThanThreshold"
+	}
+	find := func(namespace, metric string, want map[string]string) bool {
+		for _, a := range alarms {
+			if str(a.props["Namespace"]) == namespace && str(a.props["MetricName"]) == metric &&
+				reflect.DeepEqual(dims(a.props), want) && fires(a.props) {
+				return true
+			}
+		}
+		return false
+	}
+	if !find("AWS/SQS", "ApproximateNumberOfMessagesVisible", map[string]string{"QueueName": "getatt:EnforceDLQ.QueueName"}) {
+		report("no alarm on EnforceDLQ ApproximateNumberOfMessagesVisible > 0")
+	}
+	for _, f := range functions {
+		if !find("AWS/Lambda", "Errors", map[string]string{"FunctionName": "ref:" + f.id}) {
+			report("no alarm on %s Errors > 0", f.id)
+		}
+	}
+	ns := str(asMap(asMap(fns["SweepFunction"]["Environment"])["Variables"])["METRICS_NAMESPACE"])
+	if ns == "" {
+		ns = "AcronisMFA" // the contract's default
+	}
+	if !find(ns, "TenantsFailed", map[string]string{"Function": "sweep", "Trigger": "schedule"}) {
+		report("no alarm on TenantsFailed > 0 in namespace %s with dimensions Function=sweep, Trigger=schedule (what the sweep emits)", ns)
+	}
+	for _, a := range alarms {
+		for _, key := range []string{"AlarmActions", "OKActions"} {
+			got, ok := a.props[key]
+			if key == "OKActions" && !ok {
+				continue
+			}
+			if sc.alarmActions == nil && ok && len(asList(got)) > 0 {
+				report("%s: %s %v without an AlarmTopicArn", a.id, key, got)
+			}
+			if sc.alarmActions != nil && !reflect.DeepEqual(asList(got), sc.alarmActions) {
+				report("%s: %s %v, want the AlarmTopicArn %v", a.id, key, got, sc.alarmActions)
+			}
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package stack
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTemplate(t *testing.T) {
+	for _, p := range checkTemplate(templatePath, repoRoot) {
+		t.Error(p)
+	}
+}
+
+func TestCfnLint(t *testing.T) {
+	bin, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		t.Fatalf("cfn-lint is not on PATH: it comes with the machine image (pip package cfn-lint with aws-sam-translator) and validates template.yaml: %v", err)
+	}
+	out, err := exec.Command(bin, templatePath).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("cfn-lint %s: %v\n%s", templatePath, err, out)
+	}
+}
+
+// TestCfnLintCatches proves that TestCfnLint can fail: a template with an
+// unknown ScheduleV2 property must be rejected.
+func TestCfnLintCatches(t *testing.T) {
+	bin, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		t.Fatalf("cfn-lint is not on PATH: %v", err)
+	}
+	path := mutate(t, "Input: \"{}\"", "Input: \"{}\"\n            NoSuchProperty: 1")
+	out, err := exec.Command(bin, path).CombinedOutput()
+	if err == nil {
+		t.Fatalf("cfn-lint accepted a ScheduleV2 event with an unknown property:\n%s", out)
+	}
+	if !strings.Contains(string(out), "NoSuchProperty") {
+		t.Fatalf("cfn-lint failed for another reason than the unknown property:\n%s", out)
+	}
+}
+
+// mutate writes a copy of the template with old (which must occur exactly once)
+// replaced by new, and returns its path.
+func mutate(t *testing.T, old, new string) string {
+	t.Helper()
+	src, err := os.ReadFile(templatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(src), old); n != 1 {
+		t.Fatalf("mutation is stale: %q occurs %d times in template.yaml, want 1", old, n)
+	}
+	path := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(string(src), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestTemplateMutations breaks the template in ways that matter and expects
+// checkTemplate to notice each, for the reason given.
+func TestTemplateMutations(t *testing.T) {
+	const (
+		webhookSecretLine = "                - !If [CreateWebhookSecret, !Ref WebhookSecret, !Ref WebhookSecretArn]\n"
+		acronisSecretLine = "                - !If [CreateAcronisSecret, !Ref AcronisSecret, !Ref AcronisSecretArn]\n"
+	)
+	cases := []struct {
+		name, old, new, want string
+	}{
+		{"no dead-letter queue",
+			"      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt EnforceDLQ.Arn\n        maxReceiveCount: 5\n", "",
+			"no RedrivePolicy"},
+		{"redrive to the queue itself",
+			"deadLetterTargetArn: !GetAtt EnforceDLQ.Arn", "deadLetterTargetArn: !GetAtt EnforceQueue.Arn",
+			"deadLetterTargetArn"},
+		{"sweep may send to any queue",
+			"- sqs:SendMessage\n              Resource:\n                - !GetAtt EnforceQueue.Arn",
+			"- sqs:SendMessage\n              Resource:\n                - \"*\"",
+			`sqs:SendMessage on wildcard resource "*"`},
+		{"sweep may send to the DLQ too",
+			"- sqs:SendMessage\n              Resource:\n                - !GetAtt EnforceQueue.Arn",
+			"- sqs:SendMessage\n              Resource:\n                - !GetAtt EnforceQueue.Arn\n                - !GetAtt EnforceDLQ.Arn",
+			"may sqs:SendMessage on [getatt:EnforceDLQ.Arn getatt:EnforceQueue.Arn]"},
+		{"worker may send messages",
+			"              Resource:\n" + acronisSecretLine + "      Events:\n        EnforceQueue:",
+			"              Resource:\n" + acronisSecretLine + "            - Effect: Allow\n              Action: sqs:SendMessage\n              Resource: !GetAtt EnforceQueue.Arn\n      Events:\n        EnforceQueue:",
+			"WorkerFunction: may sqs:SendMessage"},
+		{"visibility timeout below 6 x worker timeout",
+			"VisibilityTimeout: 360", "VisibilityTimeout: 300",
+			"VisibilityTimeout 300s is below 6 x WorkerFunction Timeout"},
+		{"worker timeout raised past the visibility timeout",
+			"      Timeout: 60\n", "      Timeout: 120\n",
+			"VisibilityTimeout 360s is below 6 x WorkerFunction Timeout (120s)"},
+		{"DLQ keeps messages no longer than the queue",
+			"MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 345600",
+			"EnforceDLQ: MessageRetentionPeriod"},
+		{"queue not encrypted",
+			"      VisibilityTimeout: 360\n      MessageRetentionPeriod: 345600\n      SqsManagedSseEnabled: true\n",
+			"      VisibilityTimeout: 360\n      MessageRetentionPeriod: 345600\n",
+			"EnforceQueue: not encrypted"},
+		{"worker without partial batch failures",
+			"            FunctionResponseTypes: [ReportBatchItemFailures]\n", "",
+			"ReportBatchItemFailures"},
+		{"worker on the DLQ",
+			"Queue: !GetAtt EnforceQueue.Arn", "Queue: !GetAtt EnforceDLQ.Arn",
+			"want SQS on EnforceQueue"},
+		{"webhook cannot read its signing keys",
+			webhookSecretLine, "",
+			"WebhookFunction: may secretsmanager:GetSecretValue on"},
+		{"worker may read the webhook keys",
+			acronisSecretLine + "      Events:\n        EnforceQueue:",
+			acronisSecretLine + webhookSecretLine + "      Events:\n        EnforceQueue:",
+			"WorkerFunction: may secretsmanager:GetSecretValue on"},
+		{"secrets wildcard action",
+			"              Action:\n                - secretsmanager:GetSecretValue\n              Resource:\n" + acronisSecretLine + webhookSecretLine,
+			"              Action:\n                - secretsmanager:*\n              Resource:\n" + acronisSecretLine + webhookSecretLine,
+			`wildcard action "secretsmanager:*"`},
+		{"function reads a secret it may not read",
+			"ACRONIS_SECRET_ID: !If [CreateAcronisSecret, !Ref AcronisSecret, !Ref AcronisSecretArn]",
+			"ACRONIS_SECRET_ID: !Ref AcronisSecretArn",
+			`ACRONIS_SECRET_ID is "", want "ref:AcronisSecret"`},
+		{"secret referenced when not created",
+			"ACRONIS_SECRET_ID: !If [CreateAcronisSecret, !Ref AcronisSecret, !Ref AcronisSecretArn]",
+			"ACRONIS_SECRET_ID: !Ref AcronisSecret",
+			"reference to AcronisSecret, which this deployment does not create"},
+		{"webhook without its secret id",
+			"          WEBHOOK_SECRET_ID: !If", "          WEBHOOK_SECRETS_ID: !If",
+			"WebhookFunction: environment variable WEBHOOK_SECRET_ID is not set"},
+		{"typo in a variable name",
+			"          SWEEP_INLINE_LIMIT: !Ref SweepInlineLimit", "          SWEEP_INLINE_LIMT: !Ref SweepInlineLimit",
+			"SWEEP_INLINE_LIMT is not in CONTRACT.md"},
+		{"sweep without the queue URL",
+			"          ENFORCE_QUEUE_URL: !Ref EnforceQueue\n", "",
+			"SweepFunction: environment variable ENFORCE_QUEUE_URL is not set"},
+		{"sweep fans out to the DLQ",
+			"ENFORCE_QUEUE_URL: !Ref EnforceQueue", "ENFORCE_QUEUE_URL: !Ref EnforceDLQ",
+			`ENFORCE_QUEUE_URL is "ref:EnforceDLQ"`},
+		{"x86_64", "Architectures: [arm64]", "Architectures: [x86_64]", "Architectures [x86_64]"},
+		{"old runtime", "Runtime: provided.al2023", "Runtime: provided.al2", `Runtime "provided.al2"`},
+		{"not a bootstrap handler", "Handler: bootstrap", "Handler: main", `Handler "main"`},
+		{"not built by the Makefile",
+			"    Metadata:\n      BuildMethod: makefile\n    Properties:\n      Description: Signed webhook",
+			"    Metadata:\n      BuildMethod: go1.x\n    Properties:\n      Description: Signed webhook",
+			"WebhookFunction: Metadata.BuildMethod"},
+		{"renamed function has no Makefile target",
+			"  WorkerFunction:\n    Type: AWS::Serverless::Function", "  QueueFunction:\n    Type: AWS::Serverless::Function",
+			"QueueFunction: a function the contract does not know"},
+		{"PUT route becomes POST", "            Method: PUT\n", "            Method: POST\n", "want exactly GET and PUT"},
+		{"route path changed",
+			"            Method: GET\n            Path: /tenants/{tenant_id}/mfa", "            Method: GET\n            Path: /tenants/{id}/mfa",
+			"want exactly GET and PUT"},
+		{"payload format 1.0",
+			"            Method: GET\n            Path: /tenants/{tenant_id}/mfa\n            PayloadFormatVersion: \"2.0\"",
+			"            Method: GET\n            Path: /tenants/{tenant_id}/mfa\n            PayloadFormatVersion: \"1.0\"",
+			"PayloadFormatVersion"},
+		{"sweep schedule ignores the parameter",
+			"ScheduleExpression: !Ref SweepSchedule", "ScheduleExpression: rate(1 hour)",
+			"ScheduleExpression"},
+		{"sweep input the sweep rejects",
+			`Input: "{}"`, `Input: '{"dryrun": true}'`,
+			`Input has "dryrun"`},
+		{"schedule named by its logical id",
+			"            OmitName: true\n", "",
+			"OmitName"},
+		{"rule on the default bus",
+			"EventBusName: !Ref TenantEventBus", "EventBusName: default",
+			"TenantCreatedRule: on bus"},
+		{"rule matches another detail-type",
+			`detail-type: ["Tenant Created"]`, `detail-type: ["TenantCreated"]`,
+			"EventPattern detail-type"},
+		{"rule targets the DLQ",
+			"        - Id: EnforceQueue\n          Arn: !GetAtt EnforceQueue.Arn", "        - Id: EnforceQueue\n          Arn: !GetAtt EnforceDLQ.Arn",
+			"TenantCreatedRule: targets"},
+		{"queue policy without source condition",
+			"            Condition:\n              ArnEquals:\n                aws:SourceArn: !GetAtt TenantCreatedRule.Arn\n", "",
+			"without an aws:SourceArn condition"},
+		{"plain-text logs", "LogFormat: JSON", "LogFormat: Text", `LogFormat "Text"`},
+		{"log retention not set",
+			"      LogGroupName: !Sub \"/aws/lambda/${AWS::StackName}-worker\"\n      RetentionInDays: !Ref LogRetentionDays\n",
+			"      LogGroupName: !Sub \"/aws/lambda/${AWS::StackName}-worker\"\n",
+			"log group WorkerLogGroup RetentionInDays"},
+		{"no DLQ alarm",
+			"MetricName: ApproximateNumberOfMessagesVisible", "MetricName: ApproximateNumberOfMessagesDelayed",
+			"no alarm on EnforceDLQ"},
+		{"TenantsFailed alarm on a dimension nobody emits",
+			"        - Name: Trigger\n          Value: schedule", "        - Name: Trigger\n          Value: scheduled",
+			"no alarm on TenantsFailed"},
+		{"TenantsFailed alarm in another namespace",
+			"      Namespace: AcronisMFA\n", "      Namespace: AcronisMfa\n",
+			"no alarm on TenantsFailed"},
+		{"alarm that notifies nobody",
+			"      AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n      OKActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n\nOutputs:",
+			"      OKActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n\nOutputs:",
+			"SweepTenantsFailedAlarm: AlarmActions <nil>, want the AlarmTopicArn"},
+		{"no rule against disabled without allow-disable",
+			"      - Assert: !Equals [!Ref MfaAllowDisable, \"true\"]", "      - Assert: !Equals [!Ref MfaAllowDisable, !Ref MfaAllowDisable]",
+			"add a Rule that refuses it"},
+		{"first deploy writes", "    Default: \"true\"\n", "    Default: \"false\"\n", "parameter DryRun defaults"},
+		{"no ApiUrl output", "  ApiUrl:\n", "  WebhookUrl:\n", "output ApiUrl is missing"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			problems := checkTemplate(mutate(t, tc.old, tc.new), repoRoot)
+			for _, p := range problems {
+				if strings.Contains(p, tc.want) {
+					return
+				}
+			}
+			t.Errorf("checkTemplate did not report %q; it reported %d problems:\n%s", tc.want, len(problems), strings.Join(problems, "\n"))
+		})
+	}
+}
+
+// TestMakefileMutations: the build recipe that sam build runs is checked too.
+func TestMakefileMutations(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(repoRoot, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, old, new, want string }{
+		{"amd64 build", "GOARCH=arm64", "GOARCH=amd64", `does not build with "GOARCH=arm64"`},
+		{"cgo build", "CGO_ENABLED=0", "CGO_ENABLED=1", `does not build with "CGO_ENABLED=0"`},
+		{"bootstrap elsewhere", "-o $(ARTIFACTS_DIR)/bootstrap ./functions/worker", "-o $(ARTIFACTS_DIR)/main ./functions/worker", "WorkerFunction: make build-WorkerFunction does not build with \"-o"},
+		{"wrong package", "-o $(ARTIFACTS_DIR)/bootstrap ./functions/sweep", "-o $(ARTIFACTS_DIR)/bootstrap ./functions/worker", "does not build ./functions/sweep"},
+		{"target missing", "build-WebhookFunction:", "build-Webhook:", "the Makefile has no target build-WebhookFunction"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(mk), tc.old) {
+				t.Fatalf("mutation is stale: %q is not in the Makefile", tc.old)
+			}
+			root := t.TempDir()
+			if err := os.WriteFile(filepath.Join(root, "Makefile"), []byte(strings.ReplaceAll(string(mk), tc.old, tc.new)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			abs, err := filepath.Abs(filepath.Join(repoRoot, "functions"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(abs, filepath.Join(root, "functions")); err != nil {
+				t.Fatal(err)
+			}
+			problems := checkTemplate(templatePath, root)
+			for _, p := range problems {
+				if strings.Contains(p, tc.want) {
+					return
+				}
+			}
+			t.Errorf("checkTemplate did not report %q; it reported:\n%s", tc.want, strings.Join(problems, "\n"))
+		})
+	}
+}

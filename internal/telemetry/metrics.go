@@ -1,0 +1,129 @@
+package telemetry
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// Metric names, as the contract fixes them.
+const (
+	MetricTenantsChecked     = "TenantsChecked"
+	MetricTenantsCompliant   = "TenantsCompliant"
+	MetricTenantsChanged     = "TenantsChanged"
+	MetricTenantsWouldChange = "TenantsWouldChange"
+	MetricTenantsSkipped     = "TenantsSkipped"
+	MetricTenantsFailed      = "TenantsFailed"
+	MetricUsersWithoutTotp   = "UsersWithoutTotp"
+	MetricAcronisRequests    = "AcronisRequests"
+	MetricAcronisThrottled   = "AcronisThrottled"
+	MetricAcronisErrors      = "AcronisErrors"
+	MetricSweepDurationMs    = "SweepDurationMs"
+)
+
+// counters are the metrics Add accepts, in the order a document lists them. Every
+// one is written, zero included, so that alarms on them see data points rather
+// than missing data.
+var counters = [...]string{
+	MetricTenantsChecked, MetricTenantsCompliant, MetricTenantsChanged,
+	MetricTenantsWouldChange, MetricTenantsSkipped, MetricTenantsFailed,
+	MetricUsersWithoutTotp, MetricAcronisRequests, MetricAcronisThrottled,
+	MetricAcronisErrors,
+}
+
+// Metrics collects one invocation's metrics. Its methods are safe for concurrent
+// use, so a sweep's workers count into one Metrics.
+type Metrics struct {
+	namespace, function, trigger string
+	counts                       [len(counters)]atomic.Int64
+	durationMs                   atomic.Int64 // -1 until SetDurationMs: not a sweep
+}
+
+// NewMetrics returns empty metrics for one invocation of function (the Function
+// dimension) started by trigger (the Trigger dimension), to be published in the
+// CloudWatch namespace.
+func NewMetrics(namespace, function, trigger string) *Metrics {
+	m := &Metrics{namespace: namespace, function: function, trigger: trigger}
+	m.durationMs.Store(-1)
+	return m
+}
+
+// Add adds n to the counter name, one of the Metric constants other than
+// MetricSweepDurationMs. Any other name is a programming error and panics, so
+// that a misspelt metric fails the first test instead of vanishing from dashboards.
+func (m *Metrics) Add(name string, n int64) {
+	m.counts[counterIndex(name)].Add(n)
+}
+
+// SetDurationMs records how long a sweep took; a document carries
+// SweepDurationMs only once this was called. A negative duration, from a clock
+// step, is recorded as 0.
+func (m *Metrics) SetDurationMs(ms int64) {
+	m.durationMs.Store(max(ms, 0))
+}
+
+// Get returns the current value of name, one of the Metric constants;
+// SweepDurationMs is 0 until set. Any other name panics, as in Add.
+func (m *Metrics) Get(name string) int64 {
+	if name == MetricSweepDurationMs {
+		return max(m.durationMs.Load(), 0)
+	}
+	return m.counts[counterIndex(name)].Load()
+}
+
+func counterIndex(name string) int {
+	i := slices.Index(counters[:], name)
+	if i < 0 {
+		panic(fmt.Sprintf("telemetry: %q is not a counter metric", name))
+	}
+	return i
+}
+
+// emfMetric, emfDirective and emfMetadata are the _aws member of an Embedded
+// Metric Format document.
+type emfMetric struct {
+	Name string `json:"Name"`
+	Unit string `json:"Unit"`
+}
+
+type emfDirective struct {
+	Namespace  string      `json:"Namespace"`
+	Dimensions [][]string  `json:"Dimensions"`
+	Metrics    []emfMetric `json:"Metrics"`
+}
+
+type emfMetadata struct {
+	Timestamp         int64          `json:"Timestamp"`
+	CloudWatchMetrics []emfDirective `json:"CloudWatchMetrics"`
+}
+
+// Write writes the metrics to w as one Embedded Metric Format document timestamped
+// now: one line of JSON, in a single Write call so that concurrent log lines on
+// the same stream never split it.
+func (m *Metrics) Write(w io.Writer, now time.Time) error {
+	doc := map[string]any{"Function": m.function, "Trigger": m.trigger}
+	declared := make([]emfMetric, 0, len(counters)+1)
+	for i, name := range counters {
+		doc[name] = m.counts[i].Load()
+		declared = append(declared, emfMetric{Name: name, Unit: "Count"})
+	}
+	if ms := m.durationMs.Load(); ms >= 0 {
+		doc[MetricSweepDurationMs] = ms
+		declared = append(declared, emfMetric{Name: MetricSweepDurationMs, Unit: "Milliseconds"})
+	}
+	doc["_aws"] = emfMetadata{
+		Timestamp: now.UnixMilli(),
+		CloudWatchMetrics: []emfDirective{{
+			Namespace:  m.namespace,
+			Dimensions: [][]string{{"Function", "Trigger"}},
+			Metrics:    declared,
+		}},
+	}
+	// Strings, integers and fixed structs always encode, so Marshal cannot fail.
+	line, _ := json.Marshal(doc)
+	_, err := w.Write(append(line, '\n'))
+	return err
+}

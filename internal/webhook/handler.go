@@ -1,0 +1,255 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"acronismfa/internal/acronis"
+	"acronismfa/internal/enforce"
+	"acronismfa/internal/policy"
+	"acronismfa/internal/telemetry"
+)
+
+// Acronis is the part of the Acronis client the webhook uses.
+type Acronis interface {
+	enforce.API
+	Stats() acronis.Stats
+}
+
+// Keys returns the signing keys; fresh asks for a re-read past any cache, for a
+// signature that no cached key matches (a key added since the cache was filled).
+type Keys func(ctx context.Context, fresh bool) ([][]byte, error)
+
+// Handler serves GET and PUT /tenants/{tenant_id}/mfa (contract section 4).
+type Handler struct {
+	Keys      Keys
+	Acronis   Acronis
+	Rules     policy.Rules
+	Logger    *slog.Logger
+	Namespace string    // of the EMF metrics
+	Out       io.Writer // where the EMF document goes: stdout in Lambda
+	Now       func() time.Time
+	// Reserve is kept free before the invocation deadline to answer 504 rather
+	// than be cut off by Lambda.
+	Reserve time.Duration
+}
+
+// Status is the status object of contract section 4.
+type Status struct {
+	TenantID                  string `json:"tenant_id"`
+	MFAStatus                 string `json:"mfa_status"`
+	UsersCount                int    `json:"users_count"`
+	UsersWithTOTPEnabledCount int    `json:"users_with_totp_enabled_count"`
+	UpdateAllowed             bool   `json:"update_allowed"`
+	Changed                   *bool  `json:"changed,omitempty"`
+	DryRun                    *bool  `json:"dry_run,omitempty"`
+}
+
+// apiError is an answer other than 200.
+type apiError struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
+}
+
+// Handle answers one API Gateway HTTP API (payload 2.0) request.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	start := h.Now()
+	metrics := telemetry.NewMetrics(h.Namespace, "webhook", "http")
+	before := h.Acronis.Stats()
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-h.Reserve))
+		defer cancel()
+	}
+
+	status, apiErr := h.serve(ctx, req, metrics)
+
+	enforce.CountRequests(metrics, h.Acronis.Stats().Sub(before))
+	if err := metrics.Write(h.Out, h.Now()); err != nil {
+		h.Logger.ErrorContext(ctx, "write metrics", "error", err)
+	}
+	var resp events.APIGatewayV2HTTPResponse
+	if apiErr != nil {
+		resp = errorResponse(apiErr)
+	} else {
+		resp = jsonResponse(http.StatusOK, status)
+	}
+	h.Logger.InfoContext(ctx, "webhook request", "method", req.RequestContext.HTTP.Method, "path", req.RawPath,
+		"status", resp.StatusCode, "duration_ms", h.Now().Sub(start).Milliseconds())
+	return resp, nil
+}
+
+func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, metrics *telemetry.Metrics) (Status, *apiError) {
+	body, err := DecodeBody(req.Body, req.IsBase64Encoded)
+	if err != nil {
+		return Status{}, badRequest(err)
+	}
+	if apiErr := h.verify(ctx, req.Headers, body); apiErr != nil {
+		return Status{}, apiErr
+	}
+	method := req.RequestContext.HTTP.Method
+	route, err := ParseRoute(method, req.RawPath)
+	if err != nil {
+		return Status{}, badRequest(err)
+	}
+	if !route.Set {
+		if len(strings.TrimSpace(string(body))) != 0 {
+			return Status{}, &apiError{http.StatusBadRequest, "invalid_request", "GET takes no body", 0}
+		}
+		st, err := h.Acronis.MFAStatus(ctx, route.TenantID)
+		if err != nil {
+			return Status{}, acronisError(err)
+		}
+		return statusObject(route.TenantID, st), nil
+	}
+
+	enabled, err := ParseSetBody(body)
+	if err != nil {
+		return Status{}, badRequest(err)
+	}
+	if !enabled && !h.Rules.AllowDisable {
+		h.refuseDisable(ctx, route.TenantID, metrics)
+		return Status{}, &apiError{http.StatusForbidden, "disable_not_allowed",
+			"disabling MFA is not allowed: the operator has not set MFA_ALLOW_DISABLE=true", 0}
+	}
+	enf := enforce.Enforcer{API: h.Acronis, Rules: h.Rules}
+	res := enf.Apply(ctx, route.TenantID, enabled, true)
+	enforce.Audit(ctx, h.Logger, res, "", h.Rules.DryRun)
+	enforce.Count(metrics, res)
+	if res.Err != nil {
+		return Status{}, acronisError(res.Err)
+	}
+	switch res.Decision.Outcome {
+	case policy.Change, policy.WouldChange, policy.Compliant:
+	default:
+		return Status{}, &apiError{http.StatusConflict, "update_not_allowed", res.Decision.Reason, 0}
+	}
+	st := statusObject(route.TenantID, res.Status)
+	st.MFAStatus = res.Current
+	changed, dryRun := res.Changed(), h.Rules.DryRun
+	st.Changed, st.DryRun = &changed, &dryRun
+	return st, nil
+}
+
+// refuseDisable audits a refused disable request without asking Acronis anything.
+func (h *Handler) refuseDisable(ctx context.Context, tenantID string, metrics *telemetry.Metrics) {
+	res := enforce.Result{TenantID: tenantID, Want: false,
+		Decision: policy.Decision{Outcome: policy.NotAllowed, Reason: enforce.ErrDisableNotAllowed.Error()}}
+	enforce.Audit(ctx, h.Logger, res, "", h.Rules.DryRun)
+	enforce.Count(metrics, res)
+}
+
+// verify checks the signature with the cached keys, and once more with freshly
+// read keys when that fails, so that a key added by rotation works at once (the
+// key source limits how often a fresh read really reaches Secrets Manager).
+func (h *Handler) verify(ctx context.Context, headers map[string]string, body []byte) *apiError {
+	id, ts, sig := header(headers, "webhook-id"), header(headers, "webhook-timestamp"), header(headers, "webhook-signature")
+	var err error
+	for _, fresh := range []bool{false, true} {
+		keys, keyErr := h.Keys(ctx, fresh)
+		if keyErr != nil {
+			h.Logger.ErrorContext(ctx, "read webhook signing keys", "error", keyErr)
+			return &apiError{http.StatusBadGateway, "upstream_error", "the webhook signing keys could not be read", 0}
+		}
+		if err = Verify(keys, id, ts, sig, body, h.Now()); err == nil {
+			return nil
+		}
+	}
+	h.Logger.WarnContext(ctx, "webhook signature rejected", "reason", err.Error())
+	return &apiError{http.StatusUnauthorized, "unauthorized", "the request signature could not be verified", 0}
+}
+
+// header finds a header by name whatever its case: API Gateway lowercases them,
+// but sam local and tests may not.
+func header(headers map[string]string, name string) string {
+	if v, ok := headers[name]; ok {
+		return v
+	}
+	for k, v := range headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+func statusObject(tenantID string, st acronis.MFAStatus) Status {
+	return Status{TenantID: tenantID, MFAStatus: st.MFAStatus, UsersCount: st.UsersCount,
+		UsersWithTOTPEnabledCount: st.UsersWithTOTPEnabledCount, UpdateAllowed: st.UpdateAllowed}
+}
+
+func badRequest(err error) *apiError {
+	code := "invalid_request"
+	if errors.Is(err, ErrInvalidTenantID) {
+		code = "invalid_tenant_id"
+	}
+	return &apiError{http.StatusBadRequest, code, err.Error(), 0}
+}
+
+// acronisError maps an Acronis failure to the contract's status and code.
+func acronisError(err error) *apiError {
+	var ae *acronis.Error
+	errors.As(err, &ae)
+	switch {
+	case errors.Is(err, acronis.ErrNotFound):
+		return &apiError{http.StatusNotFound, "tenant_not_found", "Acronis has no such tenant, or the API client cannot see it", 0}
+	case errors.Is(err, acronis.ErrNotAllowed) && ae != nil && strings.HasPrefix(ae.Op, http.MethodPut+" "):
+		return &apiError{http.StatusConflict, "update_not_allowed", "Acronis refused to change MFA for this tenant", 0}
+	case errors.Is(err, acronis.ErrNotAllowed):
+		return &apiError{http.StatusNotFound, "tenant_not_found", "Acronis has no such tenant, or the API client cannot see it", 0}
+	case errors.Is(err, acronis.ErrThrottled):
+		wait, _ := acronis.RetryAfter(err)
+		return &apiError{http.StatusTooManyRequests, "rate_limited", "Acronis is throttling requests; retry later", max(wait, time.Second)}
+	case errors.Is(err, acronis.ErrDeadline):
+		return &apiError{http.StatusGatewayTimeout, "upstream_timeout", "Acronis did not answer in time", 0}
+	default:
+		return &apiError{http.StatusBadGateway, "upstream_error", "Acronis failed: " + upstreamReason(err), 0}
+	}
+}
+
+// upstreamReason says which kind of upstream failure without echoing details a
+// caller should not see.
+func upstreamReason(err error) string {
+	switch {
+	case errors.Is(err, acronis.ErrUnauthorized):
+		return "the API client's credentials were rejected"
+	case errors.Is(err, acronis.ErrBadRequest):
+		return "the request was refused"
+	default:
+		return "error or unreadable answer"
+	}
+}
+
+func jsonResponse(status int, v any) events.APIGatewayV2HTTPResponse {
+	body, _ := json.Marshal(v)
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: status,
+		Headers:    map[string]string{"Content-Type": "application/json"},
+		Body:       string(body),
+	}
+}
+
+func errorResponse(e *apiError) events.APIGatewayV2HTTPResponse {
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	resp := jsonResponse(e.status, struct {
+		Error detail `json:"error"`
+	}{detail{e.code, e.message}})
+	if e.retryAfter > 0 {
+		resp.Headers["Retry-After"] = strconv.Itoa(int((e.retryAfter + time.Second - 1) / time.Second))
+	}
+	return resp
+}
