@@ -115,7 +115,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				res := enf.Apply(ctx, j.tenantID, h.want(j.msg), j.msg.Enabled != nil)
 				enforce.Audit(ctx, h.Logger, res, j.msg.SweepID, h.Rules.DryRun)
 				enforce.Count(metrics, res)
-				if res.Err != nil || res.Decision.Outcome == policy.NotAllowed {
+				// A refusal fails an explicit request, whose caller must learn the
+				// state was not set; for policy-driven enforcement it is an answer
+				// like the sweep's not_allowed, which no retry would change.
+				if res.Err != nil || res.Decision.Outcome == policy.NotAllowed && j.msg.Enabled != nil {
 					fail(j.messageID)
 				}
 			}
