@@ -92,7 +92,7 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if v := get("ROOT_TENANT_ID"); v != "" {
-		if !ValidUUID(v) {
+		if !acronis.ValidTenantID(v) {
 			return Config{}, bad("ROOT_TENANT_ID", v, "a tenant UUID, or empty for the API client's own tenant")
 		}
 		c.RootTenantID = strings.ToLower(v)
@@ -124,11 +124,6 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
-
-// ValidUUID reports whether s is a UUID in the 8-4-4-4-12 hex form, in either
-// case: the form of Acronis tenant ids. It is the acronis package's rule, so
-// configuration and request parsing cannot disagree on what an id is.
-func ValidUUID(s string) bool { return acronis.ValidTenantID(s) }
 
 func missing(name, accepts string) error {
 	return fmt.Errorf("config: %s is not set: accepts %s", name, accepts)
@@ -177,7 +172,7 @@ func tenantList(name, v string) ([]string, error) {
 		if item == "" {
 			continue
 		}
-		if !ValidUUID(item) {
+		if !acronis.ValidTenantID(item) {
 			return nil, fmt.Errorf("config: %s item %d %s: accepts comma-separated tenant UUIDs", name, i+1, short(item))
 		}
 		ids = append(ids, strings.ToLower(item))

@@ -160,28 +160,3 @@ func TestLoadKeepsLongValuesShortInErrors(t *testing.T) {
 		t.Fatalf("error is %d bytes long", len(err.Error()))
 	}
 }
-
-func TestValidUUID(t *testing.T) {
-	tests := []struct {
-		in   string
-		want bool
-	}{
-		{tenantA, true},
-		{strings.ToUpper(tenantA), true},
-		{"00000000-0000-0000-0000-000000000000", true},
-		{"", false},
-		{tenantA[:35], false},
-		{tenantA + "0", false},
-		{"3fa85f64-5717-4562-b3fc-2c963f66afaz", false},
-		{"3fa85f6405717-4562-b3fc-2c963f66afa6", false},
-		{"3fa85f64-57174-562-b3fc-2c963f66afa6", false},
-		{"3fa85f6457174562b3fc2c963f66afa6", false},
-		{"{3fa85f64-5717-4562-b3fc-2c963f66afa}", false},
-		{" 3fa85f64-5717-4562-b3fc-2c963f66afa", false},
-	}
-	for _, tt := range tests {
-		if got := ValidUUID(tt.in); got != tt.want {
-			t.Errorf("ValidUUID(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}

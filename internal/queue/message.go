@@ -3,15 +3,14 @@
 package queue
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
 
 	"acronismfa/internal/acronis"
+	"acronismfa/internal/strictjson"
 )
 
 // ErrInvalidMessage is wrapped by every parse failure; the wrapping message
@@ -64,26 +63,26 @@ type Message struct {
 // envelope is AWS's, and only id and detail-type are read from it. Duplicate
 // keys fail the message at both levels, since parsers disagree on which wins.
 func ParseMessage(body string) (Message, error) {
-	if strings.Trim(body, jsonSpace) == "" {
+	if strings.Trim(body, strictjson.Space) == "" {
 		return Message{}, invalidMessage("empty body")
 	}
-	obj, err := decodeObject([]byte(body))
+	obj, err := strictjson.DecodeObject([]byte(body))
 	if err != nil {
 		return Message{}, invalidMessage("body %v", err)
 	}
-	_, hasDetail := obj.values["detail"]
-	_, hasType := obj.values["detail-type"]
+	_, hasDetail := obj.Values["detail"]
+	_, hasType := obj.Values["detail-type"]
 	switch {
 	case hasDetail && hasType:
 		return parseEvent(obj)
 	case hasDetail || hasType:
 		return Message{}, invalidMessage(`an EventBridge event needs both "detail" and "detail-type"`)
 	}
-	for _, k := range obj.keys {
+	for _, k := range obj.Keys {
 		switch k {
 		case "tenant_id", "tenant_name", "enabled", "sweep_id":
 		default:
-			return Message{}, invalidMessage("unknown field %s: accepted are tenant_id, tenant_name, enabled and sweep_id", quoteShort(k))
+			return Message{}, invalidMessage("unknown field %s: accepted are tenant_id, tenant_name, enabled and sweep_id", strictjson.Quote(k))
 		}
 	}
 	m, err := parseTarget(obj, "")
@@ -94,7 +93,7 @@ func ParseMessage(body string) (Message, error) {
 	if m.Enabled != nil {
 		m.Kind = KindSet
 	}
-	if raw, ok := obj.values["sweep_id"]; ok {
+	if raw, ok := obj.Values["sweep_id"]; ok {
 		if m.SweepID, err = parseString("sweep_id", raw); err != nil {
 			return Message{}, err
 		}
@@ -107,23 +106,23 @@ func ParseMessage(body string) (Message, error) {
 	return m, nil
 }
 
-func parseEvent(obj jsonObject) (Message, error) {
+func parseEvent(obj strictjson.Object) (Message, error) {
 	var (
 		m   Message
 		err error
 	)
-	if m.DetailType, err = parseString("detail-type", obj.values["detail-type"]); err != nil {
+	if m.DetailType, err = parseString("detail-type", obj.Values["detail-type"]); err != nil {
 		return Message{}, err
 	}
 	if m.DetailType == "" {
 		return Message{}, invalidMessage("detail-type is empty")
 	}
-	if raw, ok := obj.values["id"]; ok {
+	if raw, ok := obj.Values["id"]; ok {
 		if m.EventID, err = parseString("id", raw); err != nil {
 			return Message{}, err
 		}
 	}
-	detail, err := decodeObject(obj.values["detail"])
+	detail, err := strictjson.DecodeObject(obj.Values["detail"])
 	if err != nil {
 		return Message{}, invalidMessage("detail %v", err)
 	}
@@ -137,10 +136,10 @@ func parseEvent(obj jsonObject) (Message, error) {
 
 // parseTarget reads tenant_id or tenant_name, and enabled, from obj; prefix
 // places the keys in the message for error text.
-func parseTarget(obj jsonObject, prefix string) (Message, error) {
+func parseTarget(obj strictjson.Object, prefix string) (Message, error) {
 	var m Message
-	rawID, hasID := obj.values["tenant_id"]
-	rawName, hasName := obj.values["tenant_name"]
+	rawID, hasID := obj.Values["tenant_id"]
+	rawName, hasName := obj.Values["tenant_name"]
 	switch {
 	case hasID && hasName:
 		return Message{}, invalidMessage("%stenant_id and %stenant_name are both set: send one", prefix, prefix)
@@ -150,7 +149,7 @@ func parseTarget(obj jsonObject, prefix string) (Message, error) {
 			return Message{}, err
 		}
 		if !acronis.ValidTenantID(id) {
-			return Message{}, invalidMessage("%stenant_id %s is not a UUID", prefix, quoteShort(id))
+			return Message{}, invalidMessage("%stenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 		}
 		m.TenantID = strings.ToLower(id)
 	case hasName:
@@ -170,8 +169,8 @@ func parseTarget(obj jsonObject, prefix string) (Message, error) {
 	default:
 		return Message{}, invalidMessage("%stenant_id or %stenant_name is required", prefix, prefix)
 	}
-	if raw, ok := obj.values["enabled"]; ok {
-		if kind := jsonKind(raw); kind != "a boolean" {
+	if raw, ok := obj.Values["enabled"]; ok {
+		if kind := strictjson.Kind(raw); kind != "a boolean" {
 			return Message{}, invalidMessage("%senabled must be a boolean, not %s", prefix, kind)
 		}
 		enabled := string(raw) == "true"
@@ -181,7 +180,7 @@ func parseTarget(obj jsonObject, prefix string) (Message, error) {
 }
 
 func parseString(name string, raw json.RawMessage) (string, error) {
-	if kind := jsonKind(raw); kind != "a string" {
+	if kind := strictjson.Kind(raw); kind != "a string" {
 		return "", invalidMessage("%s must be a string, not %s", name, kind)
 	}
 	var s string
@@ -192,112 +191,4 @@ func parseString(name string, raw json.RawMessage) (string, error) {
 
 func invalidMessage(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, args...))
-}
-
-// jsonSpace is the whitespace JSON allows between tokens.
-const jsonSpace = " \t\r\n"
-
-// jsonObject is a decoded JSON object: its members' raw values by key, and the keys
-// in document order so that errors about them come out the same every time.
-type jsonObject struct {
-	keys   []string
-	values map[string]json.RawMessage
-}
-
-// decodeObject decodes data as exactly one JSON object whose keys are all
-// distinct, with nothing but whitespace after it. encoding/json's Unmarshal
-// would quietly keep the last duplicate, so the members are walked with the
-// decoder's token stream instead.
-func decodeObject(data []byte) (jsonObject, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // a number is only ever named in an error; don't let 1e999 fail as a float
-	tok, err := dec.Token()
-	if err != nil {
-		return jsonObject{}, syntaxError(err)
-	}
-	if tok != json.Delim('{') {
-		return jsonObject{}, fmt.Errorf("must be a JSON object, not %s", tokenKind(tok))
-	}
-	obj := jsonObject{values: map[string]json.RawMessage{}}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return jsonObject{}, syntaxError(err)
-		}
-		// The decoder only yields a string in key position; anything else is an
-		// error above. The check keeps a surprise from becoming a panic.
-		key, ok := tok.(string)
-		if !ok {
-			return jsonObject{}, fmt.Errorf("is not valid JSON: %s where a key belongs", tokenKind(tok))
-		}
-		if _, dup := obj.values[key]; dup {
-			return jsonObject{}, fmt.Errorf("has the key %s more than once", quoteShort(key))
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return jsonObject{}, syntaxError(err)
-		}
-		obj.keys = append(obj.keys, key)
-		obj.values[key] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return jsonObject{}, syntaxError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return jsonObject{}, errors.New("has data after the JSON object")
-	}
-	return obj, nil
-}
-
-func syntaxError(err error) error {
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("is not valid JSON: %v", err)
-}
-
-// tokenKind names the JSON type of a token from a decoder that uses UseNumber.
-func tokenKind(tok json.Token) string {
-	switch tok.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	}
-	if tok == json.Delim('[') {
-		return "an array"
-	}
-	return "an object"
-}
-
-// jsonKind names the JSON type of a raw value as the decoder produced it: valid
-// JSON, starting at its first byte.
-func jsonKind(raw json.RawMessage) string {
-	switch raw[0] {
-	case 'n':
-		return "null"
-	case 't', 'f':
-		return "a boolean"
-	case '"':
-		return "a string"
-	case '[':
-		return "an array"
-	case '{':
-		return "an object"
-	}
-	return "a number"
-}
-
-// quoteShort quotes untrusted text for an error message, cut so that a pasted blob
-// cannot flood the log line.
-func quoteShort(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		return fmt.Sprintf("%q...", s[:limit])
-	}
-	return fmt.Sprintf("%q", s)
 }

@@ -1,14 +1,13 @@
 package sweep
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"acronismfa/internal/acronis"
+	"acronismfa/internal/strictjson"
 )
 
 // ErrInvalidInput is wrapped by every failure to parse the invocation input;
@@ -37,15 +36,15 @@ type Overrides struct {
 // every Tenant Created) must fail loudly rather than start a sweep of the whole
 // tree each time. The envelope itself is AWS's, and nothing else in it is read.
 func ParseInput(raw []byte) (Overrides, error) {
-	if s := strings.Trim(string(raw), jsonSpace); s == "" || s == "null" {
+	if s := strings.Trim(string(raw), strictjson.Space); s == "" || s == "null" {
 		return Overrides{}, nil
 	}
-	obj, err := decodeObject(raw)
+	obj, err := strictjson.DecodeObject(raw)
 	if err != nil {
 		return Overrides{}, invalidInput("input %v", err)
 	}
-	_, hasDetail := obj.values["detail"]
-	_, hasType := obj.values["detail-type"]
+	_, hasDetail := obj.Values["detail"]
+	_, hasType := obj.Values["detail-type"]
 	switch {
 	case hasDetail && hasType:
 		return parseEvent(obj)
@@ -55,18 +54,18 @@ func ParseInput(raw []byte) (Overrides, error) {
 	return parseOverrides(obj, "")
 }
 
-func parseEvent(obj jsonObject) (Overrides, error) {
-	raw := obj.values["detail-type"]
-	if kind := jsonKind(raw); kind != "a string" {
+func parseEvent(obj strictjson.Object) (Overrides, error) {
+	raw := obj.Values["detail-type"]
+	if kind := strictjson.Kind(raw); kind != "a string" {
 		return Overrides{}, invalidInput("detail-type must be a string, not %s", kind)
 	}
 	var detailType string
 	// raw is a string token the decoder has already read, so this cannot fail.
 	_ = json.Unmarshal(raw, &detailType)
 	if detailType != scheduledEvent {
-		return Overrides{}, invalidInput("detail-type %s is not %q: only a schedule should invoke the sweep", quoteShort(detailType), scheduledEvent)
+		return Overrides{}, invalidInput("detail-type %s is not %q: only a schedule should invoke the sweep", strictjson.Quote(detailType), scheduledEvent)
 	}
-	detail, err := decodeObject(obj.values["detail"])
+	detail, err := strictjson.DecodeObject(obj.Values["detail"])
 	if err != nil {
 		return Overrides{}, invalidInput("detail %v", err)
 	}
@@ -75,29 +74,29 @@ func parseEvent(obj jsonObject) (Overrides, error) {
 
 // parseOverrides reads the overrides from obj; prefix places the keys in the
 // input for error text.
-func parseOverrides(obj jsonObject, prefix string) (Overrides, error) {
+func parseOverrides(obj strictjson.Object, prefix string) (Overrides, error) {
 	var o Overrides
-	for _, k := range obj.keys {
-		raw := obj.values[k]
+	for _, k := range obj.Keys {
+		raw := obj.Values[k]
 		switch k {
 		case "dry_run":
-			if kind := jsonKind(raw); kind != "a boolean" {
+			if kind := strictjson.Kind(raw); kind != "a boolean" {
 				return Overrides{}, invalidInput("%sdry_run must be a boolean, not %s", prefix, kind)
 			}
 			dryRun := string(raw) == "true"
 			o.DryRun = &dryRun
 		case "root_tenant_id":
-			if kind := jsonKind(raw); kind != "a string" {
+			if kind := strictjson.Kind(raw); kind != "a string" {
 				return Overrides{}, invalidInput("%sroot_tenant_id must be a string, not %s", prefix, kind)
 			}
 			var id string
 			_ = json.Unmarshal(raw, &id) // a string token, as above
 			if !acronis.ValidTenantID(id) {
-				return Overrides{}, invalidInput("%sroot_tenant_id %s is not a UUID", prefix, quoteShort(id))
+				return Overrides{}, invalidInput("%sroot_tenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 			}
 			o.RootTenantID = strings.ToLower(id)
 		default:
-			return Overrides{}, invalidInput("unknown override %s: accepted are dry_run and root_tenant_id", quoteShort(prefix+k))
+			return Overrides{}, invalidInput("unknown override %s: accepted are dry_run and root_tenant_id", strictjson.Quote(prefix+k))
 		}
 	}
 	return o, nil
@@ -105,112 +104,4 @@ func parseOverrides(obj jsonObject, prefix string) (Overrides, error) {
 
 func invalidInput(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
-}
-
-// jsonSpace is the whitespace JSON allows between tokens.
-const jsonSpace = " \t\r\n"
-
-// jsonObject is a decoded JSON object: its members' raw values by key, and the keys
-// in document order so that errors about them come out the same every time.
-type jsonObject struct {
-	keys   []string
-	values map[string]json.RawMessage
-}
-
-// decodeObject decodes data as exactly one JSON object whose keys are all
-// distinct, with nothing but whitespace after it. encoding/json's Unmarshal
-// would quietly keep the last duplicate, so the members are walked with the
-// decoder's token stream instead.
-func decodeObject(data []byte) (jsonObject, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // a number is only ever named in an error; don't let 1e999 fail as a float
-	tok, err := dec.Token()
-	if err != nil {
-		return jsonObject{}, syntaxError(err)
-	}
-	if tok != json.Delim('{') {
-		return jsonObject{}, fmt.Errorf("must be a JSON object, not %s", tokenKind(tok))
-	}
-	obj := jsonObject{values: map[string]json.RawMessage{}}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return jsonObject{}, syntaxError(err)
-		}
-		// The decoder only yields a string in key position; anything else is an
-		// error above. The check keeps a surprise from becoming a panic.
-		key, ok := tok.(string)
-		if !ok {
-			return jsonObject{}, fmt.Errorf("is not valid JSON: %s where a key belongs", tokenKind(tok))
-		}
-		if _, dup := obj.values[key]; dup {
-			return jsonObject{}, fmt.Errorf("has the key %s more than once", quoteShort(key))
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return jsonObject{}, syntaxError(err)
-		}
-		obj.keys = append(obj.keys, key)
-		obj.values[key] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return jsonObject{}, syntaxError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return jsonObject{}, errors.New("has data after the JSON object")
-	}
-	return obj, nil
-}
-
-func syntaxError(err error) error {
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("is not valid JSON: %v", err)
-}
-
-// tokenKind names the JSON type of a token from a decoder that uses UseNumber.
-func tokenKind(tok json.Token) string {
-	switch tok.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	}
-	if tok == json.Delim('[') {
-		return "an array"
-	}
-	return "an object"
-}
-
-// jsonKind names the JSON type of a raw value as the decoder produced it: valid
-// JSON, starting at its first byte.
-func jsonKind(raw json.RawMessage) string {
-	switch raw[0] {
-	case 'n':
-		return "null"
-	case 't', 'f':
-		return "a boolean"
-	case '"':
-		return "a string"
-	case '[':
-		return "an array"
-	case '{':
-		return "an object"
-	}
-	return "a number"
-}
-
-// quoteShort quotes untrusted text for an error message, cut so that a pasted blob
-// cannot flood the log line.
-func quoteShort(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		return fmt.Sprintf("%q...", s[:limit])
-	}
-	return fmt.Sprintf("%q", s)
 }

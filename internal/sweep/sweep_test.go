@@ -217,12 +217,14 @@ func TestSweepOneTenantsFailureDoesNotStopIt(t *testing.T) {
 
 func TestSweepWithinDeadlineAccountsForEveryTenant(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 11, Size: 2000}, MaxInFlight: 8})
-	env.Sim.SetFaults(sim.Faults{Latency: 20 * time.Millisecond})
+	// About 200 drifting tenants at 2 × 50 ms, 8 at a time, need 2.5 s: more
+	// than the deadline allows, while the one-page listing fits easily.
+	env.Sim.SetFaults(sim.Faults{Latency: 50 * time.Millisecond})
 	want := expect(env.Sim.All(), nil, false)
-	ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 	defer cancel()
 	s := newSweeper(env, policy.Rules{}, &audits{})
-	s.Reserve = 100 * time.Millisecond
+	s.Reserve = 300 * time.Millisecond
 	got, err := s.Run(ctx, sweep.Run{RootTenantID: env.Sim.RootID()})
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,14 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
 	"acronismfa/internal/acronis"
+	"acronismfa/internal/strictjson"
 )
 
 // MaxBodyBytes is the largest request body accepted, counted after base64
@@ -122,132 +120,24 @@ var errTooLarge = fmt.Errorf("%w: body over 64 KiB", ErrInvalidRequest)
 // unknown ones: a body that a proxy, a log reader or a later version of this code
 // could read differently, or that holds a typo, is refused instead of guessed at.
 func ParseSetBody(body []byte) (enabled bool, err error) {
-	if len(bytes.Trim(body, jsonSpace)) == 0 {
+	if strictjson.Blank(body) {
 		return false, fmt.Errorf("%w: body required: {\"enabled\": true} or {\"enabled\": false}", ErrInvalidRequest)
 	}
-	obj, err := decodeObject(body)
+	obj, err := strictjson.DecodeObject(body)
 	if err != nil {
 		return false, fmt.Errorf("%w: body %v", ErrInvalidRequest, err)
 	}
-	for _, k := range obj.keys {
+	for _, k := range obj.Keys {
 		if k != "enabled" {
-			return false, fmt.Errorf("%w: unknown field %s: the body has only \"enabled\"", ErrInvalidRequest, quoteShort(k))
+			return false, fmt.Errorf("%w: unknown field %s: the body has only \"enabled\"", ErrInvalidRequest, strictjson.Quote(k))
 		}
 	}
-	raw, ok := obj.values["enabled"]
+	raw, ok := obj.Values["enabled"]
 	if !ok {
 		return false, fmt.Errorf("%w: \"enabled\" is required", ErrInvalidRequest)
 	}
-	if kind := jsonKind(raw); kind != "a boolean" {
+	if kind := strictjson.Kind(raw); kind != "a boolean" {
 		return false, fmt.Errorf("%w: \"enabled\" must be a boolean, not %s", ErrInvalidRequest, kind)
 	}
 	return string(raw) == "true", nil
-}
-
-// jsonSpace is the whitespace JSON allows between tokens.
-const jsonSpace = " \t\r\n"
-
-// jsonObject is a decoded JSON object: its members' raw values by key, and the keys
-// in document order so that errors about them come out the same every time.
-type jsonObject struct {
-	keys   []string
-	values map[string]json.RawMessage
-}
-
-// decodeObject decodes data as exactly one JSON object whose keys are all
-// distinct, with nothing but whitespace after it. encoding/json's Unmarshal
-// would quietly keep the last duplicate, so the members are walked with the
-// decoder's token stream instead.
-func decodeObject(data []byte) (jsonObject, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // a number is only ever named in an error; don't let 1e999 fail as a float
-	tok, err := dec.Token()
-	if err != nil {
-		return jsonObject{}, syntaxError(err)
-	}
-	if tok != json.Delim('{') {
-		return jsonObject{}, fmt.Errorf("must be a JSON object, not %s", tokenKind(tok))
-	}
-	obj := jsonObject{values: map[string]json.RawMessage{}}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return jsonObject{}, syntaxError(err)
-		}
-		// The decoder only yields a string in key position; anything else is an
-		// error above. The check keeps a surprise from becoming a panic.
-		key, ok := tok.(string)
-		if !ok {
-			return jsonObject{}, fmt.Errorf("is not valid JSON: %s where a key belongs", tokenKind(tok))
-		}
-		if _, dup := obj.values[key]; dup {
-			return jsonObject{}, fmt.Errorf("has the key %s more than once", quoteShort(key))
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return jsonObject{}, syntaxError(err)
-		}
-		obj.keys = append(obj.keys, key)
-		obj.values[key] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return jsonObject{}, syntaxError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return jsonObject{}, errors.New("has data after the JSON object")
-	}
-	return obj, nil
-}
-
-func syntaxError(err error) error {
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("is not valid JSON: %v", err)
-}
-
-// tokenKind names the JSON type of a token from a decoder that uses UseNumber.
-func tokenKind(tok json.Token) string {
-	switch tok.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	}
-	if tok == json.Delim('[') {
-		return "an array"
-	}
-	return "an object"
-}
-
-// jsonKind names the JSON type of a raw value as the decoder produced it: valid
-// JSON, starting at its first byte.
-func jsonKind(raw json.RawMessage) string {
-	switch raw[0] {
-	case 'n':
-		return "null"
-	case 't', 'f':
-		return "a boolean"
-	case '"':
-		return "a string"
-	case '[':
-		return "an array"
-	case '{':
-		return "an object"
-	}
-	return "a number"
-}
-
-// quoteShort quotes untrusted text for an error message, cut so that a pasted blob
-// cannot flood the response or the log line.
-func quoteShort(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		return fmt.Sprintf("%q...", s[:limit])
-	}
-	return fmt.Sprintf("%q", s)
 }
