@@ -78,8 +78,9 @@ lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
 ## demo: the whole job on this machine, no AWS account, no Docker
-demo:
-	$(GO) run ./cmd/demo
+demo: $(AWS_LAMBDA_RIE)
+	@command -v moto_server >/dev/null 2>&1 || { echo "error: 'moto_server' is not on PATH. It comes with the machine image (Python package moto[server]; PyPI is not reachable), so it cannot be installed by this Makefile." >&2; exit 1; }
+	AWS_LAMBDA_RIE=$(AWS_LAMBDA_RIE) CGO_ENABLED=0 $(GO) run ./cmd/demo
 
 ## bench: sweeps of 20,000 and 100,000 tenants on a simulator with 20 ms latency (about a minute)
 bench:
