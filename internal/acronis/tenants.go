@@ -142,7 +142,8 @@ func (c *Client) Children(ctx context.Context, id string) ([]Tenant, error) {
 
 // FindTenantByName finds the one tenant under rootID whose name is exactly name.
 // No match fails with ErrNotFound, several with ErrBadRequest: a name that is not
-// unique cannot say which tenant is meant.
+// unique cannot say which tenant is meant. So does a search with too many partial
+// matches to see them all.
 func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (Tenant, error) {
 	const op = "GET /search"
 	if _, err := segment(op, rootID); err != nil {
@@ -163,6 +164,14 @@ func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (Ten
 	}})
 	if err != nil {
 		return Tenant{}, err
+	}
+	// Search matches parts of names and answers at most searchLimit items: on a
+	// full answer a second tenant of exactly this name may be among those left
+	// out, and enforcing on the first would change the wrong tenant.
+	if len(found.Items) >= searchLimit {
+		return Tenant{}, &Error{Op: op, Class: ErrBadRequest,
+			Message: fmt.Sprintf("the search for %q under %s found %d or more names containing it, more than one answer holds: cannot tell whether the name is unique; send tenant_id instead",
+				name, rootID, searchLimit)}
 	}
 	var matches []Tenant
 	for _, it := range found.Items {

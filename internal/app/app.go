@@ -42,6 +42,10 @@ func (d *Deps) Rules() policy.Rules {
 type Options struct {
 	// MaxInFlight bounds the Acronis client's requests at once; 0: unbounded.
 	MaxInFlight func(config.Config) int
+	// Sleep replaces the Acronis client's wait between retries; nil waits for
+	// real. Only tests set it, so that throttling through the production
+	// wiring costs them no time.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Init loads the configuration of fn and builds its dependencies.
@@ -56,7 +60,7 @@ func Init(ctx context.Context, fn config.Function, trigger string, getenv func(s
 		return &Deps{Logger: logger}, fmt.Errorf("AWS configuration: %w", err)
 	}
 	store := secrets.NewStore(sm, secrets.DefaultTTL, time.Now)
-	opts := acronis.Options{Logger: logger}
+	opts := acronis.Options{Logger: logger, Sleep: o.Sleep}
 	if o.MaxInFlight != nil {
 		opts.MaxInFlight = o.MaxInFlight(cfg)
 	}

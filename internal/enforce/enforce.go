@@ -36,8 +36,14 @@ type Result struct {
 	Previous   string            // MFA state before, "" when never read
 	Current    string            // MFA state after, "" when never read
 	Status     acronis.MFAStatus // the latest mfa/status answer, zero when none was requested
-	Requested  bool              // Acronis was asked about this tenant's MFA
-	Err        error
+	// Requested: Acronis was asked about this tenant by a request of its own
+	// (its tenant object or its mfa/status), so the result is not the
+	// listing's alone and is audited even when nothing changed.
+	Requested bool
+	// Wrote: the MFA switch was sent a PUT, whatever the answer. A PUT that
+	// failed (a 5xx, the deadline) may have landed all the same.
+	Wrote bool
+	Err   error
 }
 
 // Changed reports whether the switch was written.
@@ -84,7 +90,11 @@ func (e *Enforcer) Apply(ctx context.Context, tenantID string, want, explicit bo
 		res.Err = err
 		return res
 	}
-	return e.decide(ctx, t, excluded, want, explicit)
+	res = e.decide(ctx, t, excluded, want, explicit)
+	// A caller named this tenant: its audit line says what came of it, even
+	// when the tenant object alone showed it compliant.
+	res.Requested = true
+	return res
 }
 
 // ApplyListed brings a tenant from the subtree listing to want. The listing
@@ -139,7 +149,17 @@ func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want,
 		return res
 	}
 
+	res.Wrote = true
 	after, err := e.API.SetMFA(ctx, t.ID, want)
+	if err != nil && acronis.Retryable(err) && ctx.Err() == nil {
+		// A 5xx or a dropped connection may have come after Acronis made the
+		// change: read the switch once more, so that a change that happened is
+		// reported as one rather than as a failure followed, on the next try, by
+		// "unchanged", which would leave the audit trail without it.
+		if now, gerr := e.API.MFAStatus(ctx, t.ID); gerr == nil && acronis.MFAOn(now.MFAStatus) == want {
+			after, err = now, nil
+		}
+	}
 	if err != nil {
 		res.Err = err
 		return res

@@ -30,6 +30,11 @@ func Audit(ctx context.Context, l *slog.Logger, r Result, sweepID string, dryRun
 	}
 	if r.Err != nil {
 		a.Reason = "acronis: " + errorClass(r.Err)
+		// The API's own message says which case of the class it was: "no tenant
+		// named …" rather than only "not found".
+		if ae := (*acronis.Error)(nil); errors.As(r.Err, &ae) && ae.Message != "" {
+			a.Reason += ": " + ae.Message
+		}
 		a.Error = r.Err.Error()
 	}
 	telemetry.LogAudit(ctx, l, a)

@@ -69,7 +69,24 @@ type run struct {
 
 	mu  sync.Mutex
 	sum Summary
+
+	retryMu sync.Mutex
+	retries []attempt // tenants whose last try failed in a way a later one may not
 }
+
+// attempt is a tenant and the result of its latest try.
+type attempt struct {
+	t   acronis.Tenant
+	res enforce.Result
+}
+
+// retryPasses is how many more times a tenant whose enforcement failed for a
+// transient reason (throttling or a 5xx past the client's retry budget) is
+// tried once the first pass is done, while time allows. The client's own
+// retries follow each other within seconds; a later pass comes back when the
+// pool is idle, so under sustained throttling a tenant fails only when every
+// attempt of every pass was refused.
+const retryPasses = 2
 
 // Run sweeps the tree under r.RootTenantID. Every listed tenant is counted in
 // exactly one bucket of the summary, whatever fails.
@@ -118,6 +135,7 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 
 	close(work)
 	workers.Wait()
+	r.retry(ctx)
 	if r.fan != nil {
 		close(r.fan)
 		fanDone.Wait()
@@ -226,15 +244,90 @@ func (r *run) walkChildren(ctx context.Context, visit func(acronis.Tenant)) erro
 // deadline is too near to start.
 func (r *run) enforce(ctx context.Context, t acronis.Tenant) {
 	if !r.late() {
-		r.record(ctx, r.enf.ApplyListed(r.workCtx, t, false, r.Desired))
+		r.settle(ctx, attempt{t: t, res: r.enf.ApplyListed(r.workCtx, t, false, r.Desired)})
 		return
 	}
+	r.handOver(ctx, attempt{t: t})
+}
+
+// handOver deals with a tenant the deadline leaves no time for: the fan-out
+// takes it if there is one, otherwise it fails, with the failure of its last
+// try if it had one.
+func (r *run) handOver(ctx context.Context, a attempt) {
 	if r.fan != nil {
-		r.fan <- t
+		r.fan <- a.t
 		return
 	}
-	r.record(ctx, r.result(t, policy.Decision{}, fmt.Errorf(
-		"sweep %s: the invocation deadline came before this tenant was enforced: %w", r.SweepID, acronis.ErrDeadline)))
+	if a.res.Err == nil {
+		a.res = r.result(a.t, policy.Decision{}, fmt.Errorf(
+			"sweep %s: the invocation deadline came before this tenant was enforced: %w", r.SweepID, acronis.ErrDeadline))
+	}
+	r.record(ctx, a.res)
+}
+
+// settle records a try's result, or keeps it for a retry pass when it failed
+// for a transient reason.
+func (r *run) settle(ctx context.Context, a attempt) {
+	if a.res.Err != nil && acronis.Retryable(a.res.Err) {
+		r.retryMu.Lock()
+		r.retries = append(r.retries, a)
+		r.retryMu.Unlock()
+		return
+	}
+	r.record(ctx, a.res)
+}
+
+// retry runs the retry passes over the tenants that failed transiently; what
+// is still failing after the last pass is recorded with its latest failure.
+func (r *run) retry(ctx context.Context) {
+	for pass := 0; pass < retryPasses; pass++ {
+		r.retryMu.Lock()
+		pending := r.retries
+		r.retries = nil
+		r.retryMu.Unlock()
+		if len(pending) == 0 {
+			return
+		}
+		work := make(chan attempt)
+		var workers sync.WaitGroup
+		for range min(max(r.Concurrency, 1), len(pending)) {
+			workers.Go(func() {
+				for a := range work {
+					if r.late() {
+						r.handOver(ctx, a)
+						continue
+					}
+					a.res = again(a.res, r.enf.ApplyListed(r.workCtx, a.t, false, r.Desired))
+					r.settle(ctx, a)
+				}
+			})
+		}
+		for _, a := range pending {
+			work <- a
+		}
+		close(work)
+		workers.Wait()
+	}
+	r.retryMu.Lock()
+	pending := r.retries
+	r.retries = nil
+	r.retryMu.Unlock()
+	for _, a := range pending {
+		r.record(ctx, a.res)
+	}
+}
+
+// again merges a retry's result with the one before it. A write that failed
+// may have landed: when the retry then finds the tenant compliant, this sweep
+// did change it, and the result says so, so that the audit trail has the
+// change and the summary counts it.
+func again(before, now enforce.Result) enforce.Result {
+	if now.Err == nil && now.Decision.Outcome == policy.Compliant && before.Wrote {
+		now.Decision = before.Decision
+		now.Previous = before.Previous
+	}
+	now.Wrote = now.Wrote || before.Wrote
+	return now
 }
 
 // collectFanout counts each answered message as fanned out, or as failed with

@@ -41,6 +41,8 @@ type Handler struct {
 	// Reserve is kept free before the invocation deadline to answer 504 rather
 	// than be cut off by Lambda.
 	Reserve time.Duration
+
+	replays replayGuard
 }
 
 // Status is the status object of contract section 4.
@@ -102,6 +104,10 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	route, err := ParseRoute(method, req.RawPath)
 	if err != nil {
 		return Status{}, badRequest(err)
+	}
+	if !h.replays.admit(header(req.Headers, "webhook-id"), method+" "+route.TenantID, h.Now()) {
+		h.Logger.WarnContext(ctx, "webhook signature rejected", "reason", "webhook-id already used for another route")
+		return Status{}, errUnauthorized
 	}
 	if !route.Set {
 		if len(strings.TrimSpace(string(body))) != 0 {
@@ -167,8 +173,10 @@ func (h *Handler) verify(ctx context.Context, headers map[string]string, body []
 		}
 	}
 	h.Logger.WarnContext(ctx, "webhook signature rejected", "reason", err.Error())
-	return &apiError{http.StatusUnauthorized, "unauthorized", "the request signature could not be verified", 0}
+	return errUnauthorized
 }
+
+var errUnauthorized = &apiError{http.StatusUnauthorized, "unauthorized", "the request signature could not be verified", 0}
 
 // header finds a header by name whatever its case: API Gateway lowercases them,
 // but sam local and tests may not.

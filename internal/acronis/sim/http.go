@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
+	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -42,11 +44,23 @@ var routes = []route{
 	{[]string{"search"}, map[string]handler{http.MethodGet: (*Server).search}},
 }
 
+// maxBody is the largest request body the simulator reads.
+const maxBody = 64 << 10
+
 // ServeHTTP answers one request the way the Acronis API would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isToken := r.URL.Path == tokenPath
 	x := s.arrive(w, r, !isToken)
 	defer s.depart(x)
+	// Go's server notices a caller that hung up only once the body is read, so it
+	// is read before the latency: a request given up on ends at once instead of
+	// holding its connection, and whoever waits for the server to close, for the
+	// whole delay. One byte over the handlers' limit keeps their check working.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if !wait(r.Context(), s.currentFaults().Latency) {
 		return
 	}
@@ -169,7 +183,7 @@ func (s *Server) issueToken(x *exchange) {
 		writeJSON(x.w, http.StatusBadRequest, oauthError{"invalid_request", "Content-Type must be application/x-www-form-urlencoded"})
 		return
 	}
-	r.Body = http.MaxBytesReader(x.w, r.Body, 64<<10)
+	r.Body = http.MaxBytesReader(x.w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
 		writeJSON(x.w, http.StatusBadRequest, oauthError{"invalid_request", "the form body cannot be read"})
 		return

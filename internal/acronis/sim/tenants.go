@@ -445,7 +445,7 @@ func (s *Server) putMFA(x *exchange, id string) {
 			http.StatusText(http.StatusUnsupportedMediaType), "Content-Type must be application/json")
 		return
 	}
-	enabled, err := decodeMFABody(http.MaxBytesReader(x.w, x.r.Body, 64<<10))
+	enabled, err := decodeMFABody(http.MaxBytesReader(x.w, x.r.Body, maxBody))
 	if err != nil {
 		badRequest(err.Error()).write(x.w)
 		return
