@@ -4,30 +4,13 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"acronismfa/internal/app"
 	"acronismfa/internal/config"
-	"acronismfa/internal/webhook"
 )
 
 func main() {
-	app.Start(config.Webhook, "http", app.Options{}, func(_ context.Context, d *app.Deps) (any, error) {
-		h := &webhook.Handler{
-			Keys: func(ctx context.Context, fresh bool) ([][]byte, error) {
-				if fresh {
-					return d.Secrets.WebhookKeysFresh(ctx, d.Config.WebhookSecretID)
-				}
-				return d.Secrets.WebhookKeys(ctx, d.Config.WebhookSecretID)
-			},
-			Acronis:   d.Acronis,
-			Rules:     d.Rules(),
-			Logger:    d.Logger,
-			Namespace: d.Config.MetricsNamespace,
-			Out:       d.Out,
-			Now:       time.Now,
-			Reserve:   500 * time.Millisecond,
-		}
-		return h.Handle, nil
+	app.Start(config.Webhook, func(_ context.Context, d *app.Deps) (any, error) {
+		return app.Webhook(d).Handle, nil
 	})
 }

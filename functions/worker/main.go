@@ -4,27 +4,13 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"acronismfa/internal/app"
 	"acronismfa/internal/config"
-	"acronismfa/internal/queue"
 )
 
 func main() {
-	app.Start(config.Worker, "sqs", app.Options{}, func(_ context.Context, d *app.Deps) (any, error) {
-		h := &queue.Handler{
-			Acronis:      d.Acronis,
-			Rules:        d.Rules(),
-			Desired:      d.Config.DesiredEnabled,
-			RootTenantID: d.Config.RootTenantID,
-			Concurrency:  10,
-			Logger:       d.Logger,
-			Namespace:    d.Config.MetricsNamespace,
-			Out:          d.Out,
-			Now:          time.Now,
-			Reserve:      time.Second,
-		}
-		return h.Handle, nil
+	app.Start(config.Worker, func(_ context.Context, d *app.Deps) (any, error) {
+		return app.Worker(d).Handle, nil
 	})
 }

@@ -147,7 +147,7 @@ func credentialsError(ctx context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return request{op: "credentials"}.ended(ctx, err)
 	}
-	return &Error{Op: "credentials", Class: ErrUpstream, Err: err}
+	return &Error{Op: "credentials", Class: ErrUpstream, Message: "the API client's credentials could not be read", Err: err}
 }
 
 func (c *Client) requestToken(ctx context.Context, creds Credentials) (*token, *Error) {

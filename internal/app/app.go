@@ -1,6 +1,7 @@
 // Package app builds what a function needs once per cold start: configuration,
-// logger, secrets and the Acronis client. functions/*/main.go only name their
-// handler; everything they share is here, so the three start alike.
+// logger, secrets, the Acronis client and the handler. functions/*/main.go only
+// name their function; everything they share is here, so the three start alike
+// and tests build them exactly as production does.
 package app
 
 import (
@@ -38,10 +39,11 @@ func (d *Deps) Rules() policy.Rules {
 	}
 }
 
-// Options are the few things that differ between functions at init.
+// Trigger names what invokes each function, as the logs' and metrics' Trigger.
+var Trigger = map[config.Function]string{config.Webhook: "http", config.Worker: "sqs", config.Sweep: "schedule"}
+
+// Options change how Init builds the dependencies; production uses none.
 type Options struct {
-	// MaxInFlight bounds the Acronis client's requests at once; 0: unbounded.
-	MaxInFlight func(config.Config) int
 	// Sleep replaces the Acronis client's wait between retries; nil waits for
 	// real. Only tests set it, so that throttling through the production
 	// wiring costs them no time.
@@ -49,8 +51,8 @@ type Options struct {
 }
 
 // Init loads the configuration of fn and builds its dependencies.
-func Init(ctx context.Context, fn config.Function, trigger string, getenv func(string) string, out io.Writer, o Options) (*Deps, error) {
-	logger := telemetry.NewLogger(out, string(fn), trigger, telemetry.LevelFromEnv(getenv))
+func Init(ctx context.Context, fn config.Function, getenv func(string) string, out io.Writer, o Options) (*Deps, error) {
+	logger := telemetry.NewLogger(out, string(fn), Trigger[fn], telemetry.LevelFromEnv(getenv))
 	cfg, err := config.Load(fn, getenv)
 	if err != nil {
 		return &Deps{Logger: logger}, err
@@ -61,8 +63,10 @@ func Init(ctx context.Context, fn config.Function, trigger string, getenv func(s
 	}
 	store := secrets.NewStore(sm, secrets.DefaultTTL, time.Now)
 	opts := acronis.Options{Logger: logger, Sleep: o.Sleep}
-	if o.MaxInFlight != nil {
-		opts.MaxInFlight = o.MaxInFlight(cfg)
+	if fn == config.Sweep {
+		// Listing, confirming and writing together stay within what the
+		// operator allowed.
+		opts.MaxInFlight = cfg.SweepConcurrency
 	}
 	return &Deps{
 		Config:  cfg,
@@ -76,9 +80,9 @@ func Init(ctx context.Context, fn config.Function, trigger string, getenv func(s
 // Start initialises fn and hands the handler that build makes to the Lambda
 // runtime. A bad configuration stops the function at init with one log line
 // that names the variable and what it accepts.
-func Start(fn config.Function, trigger string, o Options, build func(context.Context, *Deps) (any, error)) {
+func Start(fn config.Function, build func(context.Context, *Deps) (any, error)) {
 	ctx := context.Background()
-	deps, err := Init(ctx, fn, trigger, os.Getenv, os.Stdout, o)
+	deps, err := Init(ctx, fn, os.Getenv, os.Stdout, Options{})
 	if err == nil {
 		var handler any
 		if handler, err = build(ctx, deps); err == nil {

@@ -29,7 +29,6 @@ import (
 	"acronismfa/internal/app"
 	"acronismfa/internal/awstest"
 	"acronismfa/internal/config"
-	"acronismfa/internal/enforce"
 	"acronismfa/internal/queue"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/telemetry"
@@ -374,8 +373,6 @@ type function struct {
 	out  *lockedBuffer
 }
 
-var triggers = map[config.Function]string{config.Webhook: "http", config.Worker: "sqs", config.Sweep: "schedule"}
-
 // noSleep stands in for the Acronis client's waits between retries.
 func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
@@ -393,13 +390,8 @@ func (st *stack) start(fn config.Function, vars map[string]string) *function {
 	for k, v := range vars {
 		env[k] = v
 	}
-	opts := app.Options{Sleep: noSleep}
-	if fn == config.Sweep {
-		// functions/sweep/main.go
-		opts.MaxInFlight = func(c config.Config) int { return c.SweepConcurrency }
-	}
 	out := &lockedBuffer{}
-	d, err := app.Init(context.Background(), fn, triggers[fn], func(k string) string { return env[k] }, out, opts)
+	d, err := app.Init(context.Background(), fn, func(k string) string { return env[k] }, out, app.Options{Sleep: noSleep})
 	if err != nil {
 		st.t.Fatalf("init %s: %v", fn, err)
 	}
@@ -420,7 +412,7 @@ func (r *rig) direct(fn config.Function, vars map[string]string, opts acronis.Op
 		r.t.Fatal(err)
 	}
 	out := &lockedBuffer{}
-	logger := telemetry.NewLogger(out, string(fn), triggers[fn], telemetry.LevelFromEnv(func(k string) string { return env[k] }))
+	logger := telemetry.NewLogger(out, string(fn), app.Trigger[fn], telemetry.LevelFromEnv(func(k string) string { return env[k] }))
 	opts.Logger = logger
 	if opts.Sleep == nil {
 		opts.Sleep = noSleep
@@ -432,65 +424,17 @@ func (r *rig) direct(fn config.Function, vars map[string]string, opts acronis.Op
 	return &function{deps: &app.Deps{Config: cfg, Logger: logger, Acronis: acronis.New(creds, opts), Out: out}, out: out}
 }
 
-// webhook is functions/webhook/main.go's handler.
-func (f *function) webhook() *webhook.Handler {
-	d := f.deps
-	return &webhook.Handler{
-		Keys: func(ctx context.Context, fresh bool) ([][]byte, error) {
-			if fresh {
-				return d.Secrets.WebhookKeysFresh(ctx, d.Config.WebhookSecretID)
-			}
-			return d.Secrets.WebhookKeys(ctx, d.Config.WebhookSecretID)
-		},
-		Acronis:   d.Acronis,
-		Rules:     d.Rules(),
-		Logger:    d.Logger,
-		Namespace: d.Config.MetricsNamespace,
-		Out:       d.Out,
-		Now:       time.Now,
-		Reserve:   500 * time.Millisecond,
-	}
-}
+// webhook, worker and sweep are the functions' handlers, built as in production.
+func (f *function) webhook() *webhook.Handler { return app.Webhook(f.deps) }
 
-// worker is functions/worker/main.go's handler.
-func (f *function) worker() *queue.Handler {
-	d := f.deps
-	return &queue.Handler{
-		Acronis:      d.Acronis,
-		Rules:        d.Rules(),
-		Desired:      d.Config.DesiredEnabled,
-		RootTenantID: d.Config.RootTenantID,
-		Concurrency:  10,
-		Logger:       d.Logger,
-		Namespace:    d.Config.MetricsNamespace,
-		Out:          d.Out,
-		Now:          time.Now,
-		Reserve:      time.Second,
-	}
-}
+func (f *function) worker() *queue.Handler { return app.Worker(f.deps) }
 
-// sweep is functions/sweep/main.go's handler without ENFORCE_QUEUE_URL.
 func (f *function) sweep() *sweep.Handler {
-	d := f.deps
-	if d.Config.EnforceQueueURL != "" {
-		panic("fan-out is not wired in these tests")
+	h, err := app.Sweep(context.Background(), f.deps)
+	if err != nil {
+		panic(err)
 	}
-	return &sweep.Handler{
-		Sweeper: sweep.Sweeper{
-			Lister:      d.Acronis,
-			Enforcer:    &enforce.Enforcer{API: d.Acronis, Rules: d.Rules()},
-			Desired:     d.Config.DesiredEnabled,
-			Concurrency: d.Config.SweepConcurrency,
-			InlineLimit: d.Config.SweepInlineLimit,
-			Now:         time.Now,
-		},
-		Acronis:      d.Acronis,
-		RootTenantID: d.Config.RootTenantID,
-		DryRun:       d.Config.DryRun,
-		Logger:       d.Logger,
-		Namespace:    d.Config.MetricsNamespace,
-		Out:          d.Out,
-	}
+	return h
 }
 
 // signed is a webhook request signed with key now.

@@ -93,6 +93,10 @@ func TestSecretsManagerFailures(t *testing.T) {
 						if l.Action == "failed" {
 							got[l.TenantID+l.TenantName]++
 						}
+						// The reason points at the credentials, not at Acronis.
+						if !strings.Contains(l.Reason, "credentials could not be read") {
+							t.Errorf("audit reason %q does not say the credentials could not be read", l.Reason)
+						}
 					}
 					want := map[string]int{ids[0]: 1, ids[1]: 1, ids[2]: 1, name.Name: 1}
 					if len(lines) != len(want) || fmt.Sprint(got) != fmt.Sprint(want) {
