@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -67,8 +68,9 @@ func (r *recordingSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessage
 
 // queueEnv is a moto SQS queue and a client of it.
 type queueEnv struct {
-	client *sqs.Client
-	url    string
+	client   *sqs.Client
+	url      string
+	endpoint string
 }
 
 func newQueue(t *testing.T) queueEnv {
@@ -79,7 +81,7 @@ func newQueue(t *testing.T) queueEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return queueEnv{client: client, url: aws.ToString(q.QueueUrl)}
+	return queueEnv{client: client, url: aws.ToString(q.QueueUrl), endpoint: endpoint}
 }
 
 // receive takes n messages off the queue, polling until they are all there.
@@ -120,13 +122,29 @@ func drifting(all []sim.Tenant) []string {
 	return ids
 }
 
+// sqsFromEnvironment builds the SQS client the way the sweep function does, from
+// the standard configuration, with only AWS_ENDPOINT_URL_SQS pointing at moto.
+func sqsFromEnvironment(t *testing.T, endpoint string) *sqs.Client {
+	t.Helper()
+	for k, v := range awstest.EnvVars(endpoint) {
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // nothing listens: only the SQS endpoint may be used
+	t.Setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+	cfg, err := awsconfig.LoadDefaultConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqs.NewFromConfig(cfg)
+}
+
 func TestFanoutHandsDriftingTenantsToTheWorker(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 21, Size: 1200}})
 	q := newQueue(t)
 	want := drifting(env.Sim.All())
 	expected := expect(env.Sim.All(), nil, false)
 
-	rec := &recordingSQS{sqs: q.client}
+	rec := &recordingSQS{sqs: sqsFromEnvironment(t, q.endpoint)}
 	s := newSweeper(env, policy.Rules{}, &audits{})
 	s.InlineLimit = 100
 	s.Fanout = &sweep.Fanout{SQS: rec, QueueURL: q.url, Concurrency: 4, Attempts: 3}
