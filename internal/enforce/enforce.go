@@ -49,10 +49,12 @@ type Result struct {
 // Changed reports whether the switch was written.
 func (r Result) Changed() bool { return r.Err == nil && r.Decision.Outcome == policy.Change }
 
-// Quiet reports whether the result needs no audit line: a tenant found compliant
-// in the listing, with no request of its own, is the normal case of a sweep.
+// Quiet reports whether the result needs no audit line: a tenant that the
+// listing alone showed compliant, or a unit or folder, which has no switch of
+// its own, is the normal case of a sweep and no decision about that tenant.
 func (r Result) Quiet() bool {
-	return r.Err == nil && r.Decision.Outcome == policy.Compliant && !r.Requested
+	o := r.Decision.Outcome
+	return r.Err == nil && !r.Requested && (o == policy.Compliant || o.Skipped() && r.Kind.InheritsMFA())
 }
 
 // UsersWithoutTOTP counts the users that this result locks out (or would, in a
@@ -85,7 +87,7 @@ func (e *Enforcer) Apply(ctx context.Context, tenantID string, want, explicit bo
 		res.Err = err
 		return res
 	}
-	excluded, err := e.excluded(ctx, t)
+	excluded, err := e.Excluded(ctx, t)
 	if err != nil {
 		res.Err = err
 		return res
@@ -172,10 +174,10 @@ func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want,
 	return res
 }
 
-// excluded reports whether t or an ancestor is excluded. The tenant object
+// Excluded reports whether t or an ancestor is excluded. The tenant object
 // names only its parent, so this walks up until an excluded id, the real root
 // (its own parent), or a tenant the client may not see.
-func (e *Enforcer) excluded(ctx context.Context, t acronis.Tenant) (bool, error) {
+func (e *Enforcer) Excluded(ctx context.Context, t acronis.Tenant) (bool, error) {
 	if len(e.Rules.Excluded) == 0 {
 		return false, nil
 	}

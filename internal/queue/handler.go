@@ -83,8 +83,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		jobs = append(jobs, job{messageID: rec.MessageId, msg: msg, tenantID: msg.TenantID})
 	}
 	h.resolveNames(ctx, jobs, func(j job, err error) {
-		h.Logger.ErrorContext(ctx, "tenant name not resolved", "message_id", j.messageID,
-			"tenant_name", j.msg.TenantName, "error", err)
+		h.failed(ctx, j, "tenant name not resolved", err)
 		res := enforce.Result{TenantName: j.msg.TenantName, Want: h.want(j.msg), Err: err}
 		enforce.Audit(ctx, h.Logger, res, j.msg.SweepID, h.Rules.DryRun)
 		enforce.Count(metrics, res)
@@ -119,6 +118,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				// state was not set; for policy-driven enforcement it is an answer
 				// like the sweep's not_allowed, which no retry would change.
 				if res.Err != nil || res.Decision.Outcome == policy.NotAllowed && j.msg.Enabled != nil {
+					h.failed(ctx, j, res.Decision.Reason, res.Err)
 					fail(j.messageID)
 				}
 			}
@@ -132,6 +132,23 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	h.Logger.InfoContext(ctx, "batch done", "messages", len(ev.Records), "failed", len(failed))
 	return events.SQSEventResponse{BatchItemFailures: failed}, nil
+}
+
+// failed logs why a message goes back to the queue, with what ties it to its
+// origin: whoever reads the dead-letter queue starts from the message id.
+func (h *Handler) failed(ctx context.Context, j job, reason string, err error) {
+	attrs := []any{"message_id", j.messageID, "shape", j.msg.Kind, "reason", reason,
+		"tenant_id", j.tenantID, "tenant_name", j.msg.TenantName}
+	if j.msg.EventID != "" {
+		attrs = append(attrs, "event_id", j.msg.EventID, "detail_type", j.msg.DetailType)
+	}
+	if j.msg.SweepID != "" {
+		attrs = append(attrs, "sweep_id", j.msg.SweepID)
+	}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	h.Logger.ErrorContext(ctx, "message failed", attrs...)
 }
 
 func (h *Handler) want(m Message) bool {

@@ -712,3 +712,26 @@ func TestHandleFannedOutMessageKeepsSweepID(t *testing.T) {
 		t.Errorf("audit lines for the operator's message %v, want no sweep_id", as)
 	}
 }
+
+// Whoever reads the dead-letter queue starts from a message id: the failure's
+// log line ties it to the event it came from and says why.
+func TestHandleFailedMessageLogsItsOrigin(t *testing.T) {
+	env := qFixture(t)
+	w := newWorker(t, env, policy.Rules{})
+	const missing = "50000000-0000-4000-8000-0000000000ff"
+	b := w.run(t, t.Context(), tenantCreated(`{"tenant_id": "`+missing+`"}`))
+	if len(b.failed) != 1 {
+		t.Fatalf("failures %v, want the message listed", b.failed)
+	}
+	for _, l := range b.logs {
+		if l["message"] != "message failed" {
+			continue
+		}
+		if l["message_id"] != msgID(0) || l["shape"] != "event" || l["detail_type"] != "Tenant Created" ||
+			l["event_id"] == "" || l["tenant_id"] != missing || !strings.Contains(l["error"].(string), "not found") {
+			t.Fatalf("the failure line does not tie the message to its event and cause: %v", l)
+		}
+		return
+	}
+	t.Fatalf("no failure line in %v", b.logs)
+}

@@ -38,7 +38,7 @@ type Message struct {
 	TenantName string // exact tenant name, to be resolved under the root tenant
 	Enabled    *bool  // nil: enforce MFA_DESIRED_STATE
 	Kind       string // KindSet, KindEnforce or KindEvent
-	EventID    string // the EventBridge event's id, for audit correlation
+	EventID    string // the EventBridge event's id, logged when the message fails
 	DetailType string // the EventBridge event's detail-type
 	SweepID    string // the sweep that fanned this message out, if one did
 }

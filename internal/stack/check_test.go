@@ -332,11 +332,21 @@ func checkEvents(e *evaluation, fns map[string]map[string]any, report reporter) 
 				report("WebhookFunction: event %s PayloadFormatVersion %q, the handler reads 2.0", name, str(v))
 			}
 			route := str(props["Method"]) + " " + str(props["Path"])
+			if props["Method"] == nil && props["Path"] == nil {
+				// SAM makes an event with neither the API's $default route.
+				route = "$default"
+			}
 			routes[route] = true
 		}
-		want := map[string]bool{"GET " + webhookPath: true, "PUT " + webhookPath: true}
+		want := map[string]bool{"GET " + webhookPath: true, "PUT " + webhookPath: true, "$default": true}
 		if !reflect.DeepEqual(routes, want) {
-			report("WebhookFunction: HttpApi routes %v, want exactly GET and PUT %s", sortedKeys(routes), webhookPath)
+			report("WebhookFunction: HttpApi routes %v, want exactly GET and PUT %s, and $default so that any other route gets the contract's 400",
+				sortedKeys(routes), webhookPath)
+		}
+	}
+	if p, ok := fns["SweepFunction"]; ok {
+		if n := str(asMap(p["EventInvokeConfig"])["MaximumRetryAttempts"]); n != "0" {
+			report("SweepFunction: EventInvokeConfig.MaximumRetryAttempts %q, want 0: Lambda would re-run a failed sweep twice", n)
 		}
 	}
 	if p, ok := fns["WorkerFunction"]; ok {

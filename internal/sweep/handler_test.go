@@ -494,9 +494,10 @@ func TestHandleSweepAuditLines(t *testing.T) {
 			if inv.err != nil {
 				t.Fatal(inv.err)
 			}
-			// One line per tenant that is not plainly compliant in the listing.
-			if n := len(inv.audits); n != wholeTree.TenantsSeen-wholeTree.Compliant {
-				t.Fatalf("%d audit lines, want %d", n, wholeTree.TenantsSeen-wholeTree.Compliant)
+			// One line per tenant decided about: not the plainly compliant ones,
+			// nor units and folders, which have no switch of their own.
+			if n, want := len(inv.audits), wholeTree.TenantsSeen-wholeTree.Compliant-2; n != want { // uA and fB
+				t.Fatalf("%d audit lines, want %d", n, want)
 			}
 			actions := map[string]string{}
 			ids := map[string]bool{}
@@ -513,7 +514,7 @@ func TestHandleSweepAuditLines(t *testing.T) {
 			}
 			want := map[string]string{
 				cA1: "enable", pB: "enable", cB3: "enable",
-				uA: "skipped", fB: "skipped", cB1: "skipped", cB2: "skipped", pX: "skipped", cX1: "skipped",
+				cB1: "skipped", cB2: "skipped", pX: "skipped", cX1: "skipped",
 			}
 			if len(actions) != len(want) {
 				t.Errorf("audited tenants %v, want %v", actions, want)

@@ -108,6 +108,19 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 		defer cancel()
 	}
 
+	// The listing shows exclusions inside the tree; one above its root (a sweep
+	// started below an excluded partner) takes the whole tree out.
+	rootExcluded := false
+	if len(r.enf.Rules.Excluded) > 0 {
+		root, err := r.Lister.Tenant(r.workCtx, r.RootTenantID)
+		if err == nil {
+			rootExcluded, err = r.enf.Excluded(r.workCtx, root)
+		}
+		if err != nil {
+			return r.sum, fmt.Errorf("check EXCLUDED_TENANT_IDS above the sweep root %s: %w", r.RootTenantID, err)
+		}
+	}
+
 	// A dry run never fans out: the worker would enforce for real what this run
 	// only reports.
 	var fanDone sync.WaitGroup
@@ -115,8 +128,10 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 		r.fan = make(chan acronis.Tenant)
 		results := make(chan sendResult)
 		fanDone.Go(func() { r.collectFanout(ctx, results) })
+		// Sending ends with the work: a queue that does not answer must not
+		// keep the sweep from answering before Lambda's deadline.
 		go func() {
-			s.Fanout.run(ctx, params.SweepID, r.fan, results)
+			s.Fanout.run(r.workCtx, params.SweepID, r.fan, results)
 			close(results)
 		}()
 	}
@@ -131,7 +146,7 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 		})
 	}
 
-	listErr := r.list(ctx, work)
+	listErr := r.list(ctx, work, rootExcluded)
 
 	close(work)
 	workers.Wait()
@@ -150,7 +165,7 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 // list reads the tree and decides each tenant from the listing. Drifting tenants
 // go to work, or to the fan-out once the tree is known to be larger than the
 // inline limit; until then they are held, which costs at most InlineLimit entries.
-func (r *run) list(ctx context.Context, work chan<- acronis.Tenant) error {
+func (r *run) list(ctx context.Context, work chan<- acronis.Tenant, rootExcluded bool) error {
 	var held []acronis.Tenant
 	decided, fanned := false, false
 	route := func(t acronis.Tenant) {
@@ -164,7 +179,7 @@ func (r *run) list(ctx context.Context, work chan<- acronis.Tenant) error {
 	excluded := map[string]bool{} // excluded tenants seen so far: their children are excluded too
 	err := r.walk(r.workCtx, func(t acronis.Tenant) {
 		seen++
-		isExcluded := r.enf.Rules.Excluded.Has(t.ID) || excluded[t.ParentID]
+		isExcluded := rootExcluded || r.enf.Rules.Excluded.Has(t.ID) || excluded[t.ParentID]
 		if isExcluded {
 			excluded[t.ID] = true
 		}

@@ -2,6 +2,7 @@ package sweep_test
 
 import (
 	"context"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"strings"
 	"sync"
 	"testing"
@@ -159,14 +160,21 @@ func TestSweepSummaryMatchesTheTree(t *testing.T) {
 			if gets := env.Sim.Count("GET", "/mfa/status"); gets != drifting+want.NotAllowed {
 				t.Fatalf("%d status GETs, want %d", gets, drifting+want.NotAllowed)
 			}
-			// One audit line per tenant that is not plainly compliant, none twice.
+			// One audit line per tenant decided about, none twice: not for a
+			// compliant tenant, nor for a unit or folder, which has no switch.
 			for id, n := range a.lines {
 				if n != 1 {
 					t.Fatalf("tenant %s has %d audit lines", id, n)
 				}
 			}
-			if len(a.lines) != want.TenantsSeen-want.Compliant {
-				t.Fatalf("%d audited tenants, want %d", len(a.lines), want.TenantsSeen-want.Compliant)
+			inheriting := 0
+			for _, tn := range all {
+				if tn.Kind == "unit" || tn.Kind == "folder" {
+					inheriting++
+				}
+			}
+			if audited := want.TenantsSeen - want.Compliant - inheriting; len(a.lines) != audited {
+				t.Fatalf("%d audited tenants, want %d", len(a.lines), audited)
 			}
 		})
 	}
@@ -283,5 +291,73 @@ func TestSweepCredentialsRejectedFailsLoudly(t *testing.T) {
 	_, err := newSweeper(env, policy.Rules{}, &audits{}).Run(t.Context(), sweep.Run{RootTenantID: env.Sim.RootID()})
 	if err == nil || !strings.Contains(err.Error(), acronis.ErrUnauthorized.Error()) {
 		t.Fatalf("error %v, want the credentials rejection", err)
+	}
+}
+
+// An exclusion above the sweep's root covers the whole tree it sweeps: a sweep
+// rooted below an excluded partner changes nothing.
+func TestSweepBelowAnExcludedTenantChangesNothing(t *testing.T) {
+	const (
+		partner  = "30000000-0000-4000-8000-000000000001"
+		customer = "30000000-0000-4000-8000-000000000002"
+		unit     = "30000000-0000-4000-8000-000000000003"
+	)
+	for _, exclude := range []bool{false, true} {
+		env := testenv.New(t, testenv.Options{})
+		for _, tn := range []sim.Tenant{
+			{ID: partner, Kind: "partner", ParentID: env.Sim.RootID(), Enabled: true, MFAStatus: "enabled", UpdateAllowed: true},
+			{ID: customer, Kind: "customer", ParentID: partner, Enabled: true, MFAStatus: "disabled", UpdateAllowed: true},
+			{ID: unit, Kind: "unit", ParentID: customer, Enabled: true, UpdateAllowed: true},
+		} {
+			if err := env.Sim.Add(tn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rules := policy.Rules{Excluded: policy.NewExclusions([]string{"30000000-0000-4000-8000-0000000000ff"})}
+		if exclude {
+			rules.Excluded = policy.NewExclusions([]string{partner})
+		}
+		got, err := newSweeper(env, rules, &audits{}).Run(t.Context(), sweep.Run{RootTenantID: customer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		puts := env.Sim.Count("PUT", "/mfa/status")
+		switch {
+		case exclude && (got.SkippedExcluded != 2 || puts != 0):
+			t.Fatalf("excluded parent: %+v, %d PUTs; want both tenants skipped_excluded and no write", got, puts)
+		case !exclude && (got.Changed != 1 || puts != 1):
+			t.Fatalf("no exclusion above: %+v, %d PUTs; want the customer changed", got, puts)
+		}
+	}
+}
+
+// hangingSQS never answers until its caller gives up.
+type hangingSQS struct{}
+
+func (hangingSQS) SendMessageBatch(ctx context.Context, _ *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A queue that does not answer costs the tenants meant for it, reported as
+// failed, and never the sweep's answer before the deadline.
+func TestSweepAnswersWhenTheQueueHangs(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 31, Size: 500}})
+	want := expect(env.Sim.All(), nil, false)
+	s := newSweeper(env, policy.Rules{}, &audits{})
+	s.InlineLimit = 10
+	s.Fanout = &sweep.Fanout{SQS: hangingSQS{}, QueueURL: "q", Concurrency: 2, Attempts: 3}
+	s.Reserve = 400 * time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	got, err := s.Run(ctx, sweep.Run{RootTenantID: env.Sim.RootID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the sweep answered after its deadline")
+	}
+	if got.Failed != want.Changed+want.NotAllowed || got.FannedOut != 0 || accounted(got) != got.TenantsSeen {
+		t.Fatalf("summary %+v: want the %d drifting tenants failed", got, want.Changed+want.NotAllowed)
 	}
 }

@@ -62,6 +62,7 @@ type apiError struct {
 	code       string
 	message    string
 	retryAfter time.Duration
+	cause      error // for the log line; the caller sees only message
 }
 
 // Handle answers one API Gateway HTTP API (payload 2.0) request.
@@ -87,8 +88,13 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	} else {
 		resp = jsonResponse(http.StatusOK, status)
 	}
-	h.Logger.InfoContext(ctx, "webhook request", "method", req.RequestContext.HTTP.Method, "path", req.RawPath,
-		"status", resp.StatusCode, "duration_ms", h.Now().Sub(start).Milliseconds())
+	attrs := []any{"method", req.RequestContext.HTTP.Method, "path", req.RawPath,
+		"status", resp.StatusCode, "duration_ms", h.Now().Sub(start).Milliseconds()}
+	if apiErr != nil && apiErr.cause != nil {
+		// A GET has no audit line: this is where its failure's cause is told.
+		attrs = append(attrs, "error", apiErr.cause.Error())
+	}
+	h.Logger.InfoContext(ctx, "webhook request", attrs...)
 	return resp, nil
 }
 
@@ -111,7 +117,7 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	}
 	if !route.Set {
 		if len(strings.TrimSpace(string(body))) != 0 {
-			return Status{}, &apiError{http.StatusBadRequest, "invalid_request", "GET takes no body", 0}
+			return Status{}, &apiError{http.StatusBadRequest, "invalid_request", "GET takes no body", 0, nil}
 		}
 		st, err := h.Acronis.MFAStatus(ctx, route.TenantID)
 		if err != nil {
@@ -127,7 +133,7 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	if !enabled && !h.Rules.AllowDisable {
 		h.refuseDisable(ctx, route.TenantID, metrics)
 		return Status{}, &apiError{http.StatusForbidden, "disable_not_allowed",
-			"disabling MFA is not allowed: the operator has not set MFA_ALLOW_DISABLE=true", 0}
+			"disabling MFA is not allowed: the operator has not set MFA_ALLOW_DISABLE=true", 0, nil}
 	}
 	enf := enforce.Enforcer{API: h.Acronis, Rules: h.Rules}
 	res := enf.Apply(ctx, route.TenantID, enabled, true)
@@ -139,7 +145,7 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	switch res.Decision.Outcome {
 	case policy.Change, policy.WouldChange, policy.Compliant:
 	default:
-		return Status{}, &apiError{http.StatusConflict, "update_not_allowed", res.Decision.Reason, 0}
+		return Status{}, &apiError{http.StatusConflict, "update_not_allowed", res.Decision.Reason, 0, nil}
 	}
 	st := statusObject(route.TenantID, res.Status)
 	st.MFAStatus = res.Current
@@ -166,7 +172,10 @@ func (h *Handler) verify(ctx context.Context, headers map[string]string, body []
 		keys, keyErr := h.Keys(ctx, fresh)
 		if keyErr != nil {
 			h.Logger.ErrorContext(ctx, "read webhook signing keys", "error", keyErr)
-			return &apiError{http.StatusBadGateway, "upstream_error", "the webhook signing keys could not be read", 0}
+			if ctx.Err() != nil {
+				return &apiError{http.StatusGatewayTimeout, "upstream_timeout", "the webhook signing keys were not read in time", 0, keyErr}
+			}
+			return &apiError{http.StatusBadGateway, "upstream_error", "the webhook signing keys could not be read", 0, keyErr}
 		}
 		if err = Verify(keys, id, ts, sig, body, h.Now()); err == nil {
 			return nil
@@ -176,7 +185,7 @@ func (h *Handler) verify(ctx context.Context, headers map[string]string, body []
 	return errUnauthorized
 }
 
-var errUnauthorized = &apiError{http.StatusUnauthorized, "unauthorized", "the request signature could not be verified", 0}
+var errUnauthorized = &apiError{http.StatusUnauthorized, "unauthorized", "the request signature could not be verified", 0, nil}
 
 // header finds a header by name whatever its case: API Gateway lowercases them,
 // but sam local and tests may not.
@@ -202,7 +211,7 @@ func badRequest(err error) *apiError {
 	if errors.Is(err, ErrInvalidTenantID) {
 		code = "invalid_tenant_id"
 	}
-	return &apiError{http.StatusBadRequest, code, err.Error(), 0}
+	return &apiError{http.StatusBadRequest, code, err.Error(), 0, nil}
 }
 
 // acronisError maps an Acronis failure to the contract's status and code.
@@ -211,18 +220,18 @@ func acronisError(err error) *apiError {
 	errors.As(err, &ae)
 	switch {
 	case errors.Is(err, acronis.ErrNotFound):
-		return &apiError{http.StatusNotFound, "tenant_not_found", "Acronis has no such tenant, or the API client cannot see it", 0}
+		return &apiError{http.StatusNotFound, "tenant_not_found", "Acronis has no such tenant, or the API client cannot see it", 0, err}
 	case errors.Is(err, acronis.ErrNotAllowed) && ae != nil && strings.HasPrefix(ae.Op, http.MethodPut+" "):
-		return &apiError{http.StatusConflict, "update_not_allowed", "Acronis refused to change MFA for this tenant", 0}
+		return &apiError{http.StatusConflict, "update_not_allowed", "Acronis refused to change MFA for this tenant", 0, err}
 	case errors.Is(err, acronis.ErrNotAllowed):
-		return &apiError{http.StatusNotFound, "tenant_not_found", "Acronis has no such tenant, or the API client cannot see it", 0}
+		return &apiError{http.StatusNotFound, "tenant_not_found", "Acronis has no such tenant, or the API client cannot see it", 0, err}
 	case errors.Is(err, acronis.ErrThrottled):
 		wait, _ := acronis.RetryAfter(err)
-		return &apiError{http.StatusTooManyRequests, "rate_limited", "Acronis is throttling requests; retry later", max(wait, time.Second)}
+		return &apiError{http.StatusTooManyRequests, "rate_limited", "Acronis is throttling requests; retry later", max(wait, time.Second), err}
 	case errors.Is(err, acronis.ErrDeadline):
-		return &apiError{http.StatusGatewayTimeout, "upstream_timeout", "Acronis did not answer in time", 0}
+		return &apiError{http.StatusGatewayTimeout, "upstream_timeout", "Acronis did not answer in time", 0, err}
 	default:
-		return &apiError{http.StatusBadGateway, "upstream_error", "Acronis failed: " + upstreamReason(err), 0}
+		return &apiError{http.StatusBadGateway, "upstream_error", "Acronis failed: " + upstreamReason(err), 0, err}
 	}
 }
 

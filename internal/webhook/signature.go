@@ -104,25 +104,6 @@ func Sign(key []byte, id string, ts time.Time, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac(key, id, strconv.FormatInt(ts.Unix(), 10), body))
 }
 
-// DecodeKey turns a signing key as it is written down, "whsec_" followed by the
-// standard base64 of the key bytes, into those bytes. The secrets package has its
-// own parser for the deployed keys; this one serves tests and demo tooling.
-func DecodeKey(s string) ([]byte, error) {
-	enc, ok := strings.CutPrefix(s, "whsec_")
-	if !ok {
-		return nil, errors.New(`webhook signing key: want "whsec_" followed by base64`)
-	}
-	key, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil {
-		// err names the offending input byte's position only, never the key.
-		return nil, fmt.Errorf("webhook signing key: not base64 after whsec_: %w", err)
-	}
-	if len(key) == 0 {
-		return nil, errors.New("webhook signing key: empty")
-	}
-	return key, nil
-}
-
 func mac(key []byte, id, timestamp string, body []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(id))
