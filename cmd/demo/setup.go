@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/lambdarun"
+	"acronismfa/internal/tenant"
 )
 
 // provision creates the two secrets and the worker queue in moto and returns
@@ -228,7 +228,7 @@ type driftReport struct {
 func (d *demo) drift() driftReport {
 	var r driftReport
 	for _, t := range d.sim.All() {
-		if t.Kind == "unit" || t.Kind == "folder" || acronis.MFAOn(t.MFAStatus) {
+		if t.Kind == "unit" || t.Kind == "folder" || tenant.MFAOn(t.MFAStatus) {
 			continue
 		}
 		switch {

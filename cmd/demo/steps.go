@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/lambdarun"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/webhook"
 )
 
@@ -216,7 +216,7 @@ func (d *demo) webhookPut(ctx context.Context) error {
 		d.printf("audit:     action %v, reason %q, previous %v, current %v", a["action"], a["reason"], a["previous"], a["current"])
 	}
 	d.printEMF(r.emf)
-	if a.StatusCode != 200 || obj["changed"] != true || !acronis.MFAOn(after) {
+	if a.StatusCode != 200 || obj["changed"] != true || !tenant.MFAOn(after) {
 		return fmt.Errorf("PUT: HTTP %d %s, simulator %s, want 200 changed true and MFA on", a.StatusCode, a.Body, after)
 	}
 	return nil
@@ -256,7 +256,7 @@ func (d *demo) workerBatch(ctx context.Context) error {
 	contoso, northwind := newCustomers[1], newCustomers[2]
 	var compliant, unit sim.Tenant
 	for _, t := range d.sim.All() {
-		if t.Kind == "customer" && t.Enabled && acronis.MFAOn(t.MFAStatus) && compliant.ID == "" {
+		if t.Kind == "customer" && t.Enabled && tenant.MFAOn(t.MFAStatus) && compliant.ID == "" {
 			compliant = t
 		}
 		if t.Kind == "unit" && unit.ID == "" {
@@ -330,7 +330,7 @@ func (d *demo) workerBatch(ctx context.Context) error {
 		return fmt.Errorf("batchItemFailures %v, want exactly [msg-3 msg-5]", failed)
 	}
 	for _, t := range []sim.Tenant{contoso, northwind, compliant} {
-		if s := mustGet(d.sim, t.ID).MFAStatus; !acronis.MFAOn(s) {
+		if s := mustGet(d.sim, t.ID).MFAStatus; !tenant.MFAOn(s) {
 			return fmt.Errorf("%s has MFA %s after the batch, want on", t.Name, s)
 		}
 	}

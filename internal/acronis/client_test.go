@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"acronismfa/internal/acronis"
+	"acronismfa/internal/tenant"
 )
 
 const (
@@ -61,7 +62,7 @@ func platformError(w http.ResponseWriter, status, code int, message string) {
 }
 
 func okStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, acronis.MFAStatus{MFAStatus: acronis.MFAEnabled, UsersCount: 3, UsersWithTOTPEnabledCount: 1, UpdateAllowed: true})
+	writeJSON(w, http.StatusOK, tenant.MFAStatus{MFAStatus: tenant.MFAEnabled, UsersCount: 3, UsersWithTOTPEnabledCount: 1, UpdateAllowed: true})
 }
 
 // sleepRecorder stands in for the retry timer: it records the wait and returns
@@ -482,7 +483,7 @@ func TestRetriesAndClassification(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if st.MFAStatus != acronis.MFAEnabled || st.UsersCount != 3 {
+				if st.MFAStatus != tenant.MFAEnabled || st.UsersCount != 3 {
 					t.Errorf("status %+v, want the successful answer", st)
 				}
 			} else {
@@ -683,7 +684,7 @@ func TestSetMFA(t *testing.T) {
 			if len(bodies) != 2 || bodies[0] != want || bodies[1] != want {
 				t.Errorf("bodies %q, want %q sent on both attempts", bodies, want)
 			}
-			if st != (acronis.MFAStatus{MFAStatus: "disabled", UsersCount: 5, UsersWithTOTPEnabledCount: 2, UpdateAllowed: true}) {
+			if st != (tenant.MFAStatus{MFAStatus: "disabled", UsersCount: 5, UsersWithTOTPEnabledCount: 2, UpdateAllowed: true}) {
 				t.Errorf("status %+v", st)
 			}
 		})
@@ -730,19 +731,19 @@ func TestTenantAndChildren(t *testing.T) {
 		}
 	})
 	c, _ := newClient(creds(f.URL), acronis.Options{})
-	tenant, err := c.Tenant(t.Context(), "p1")
+	got, err := c.Tenant(t.Context(), "p1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := acronis.Tenant{ID: "p1", Name: "Partner", Kind: acronis.KindPartner, ParentID: "root", Enabled: true, Version: 7, HasChildren: true, MFAStatus: acronis.MFASetupRequired}
-	if tenant != want {
-		t.Errorf("tenant %+v, want %+v", tenant, want)
+	want := tenant.Tenant{ID: "p1", Name: "Partner", Kind: tenant.KindPartner, ParentID: "root", Enabled: true, Version: 7, HasChildren: true, MFAStatus: tenant.MFASetupRequired}
+	if got != want {
+		t.Errorf("tenant %+v, want %+v", got, want)
 	}
 	kids, err := c.Children(t.Context(), "p1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(kids) != 2 || kids[0].ID != "c1" || kids[0].MFAStatus != acronis.MFADisabled || kids[1].Kind != acronis.KindFolder {
+	if len(kids) != 2 || kids[0].ID != "c1" || kids[0].MFAStatus != tenant.MFADisabled || kids[1].Kind != tenant.KindFolder {
 		t.Errorf("children %+v", kids)
 	}
 }
@@ -774,9 +775,9 @@ func TestSubtree(t *testing.T) {
 				return
 			}
 			p := pages[cursor]
-			items := make([]acronis.Tenant, len(p.ids))
+			items := make([]tenant.Tenant, len(p.ids))
 			for i, id := range p.ids {
-				items[i] = acronis.Tenant{ID: id, Kind: acronis.KindCustomer, MFAStatus: acronis.MFAEnabled}
+				items[i] = tenant.Tenant{ID: id, Kind: tenant.KindCustomer, MFAStatus: tenant.MFAEnabled}
 			}
 			body := map[string]any{"items": items, "timestamp": "2025-03-01T12:00:00Z", "paging": map[string]any{"cursors": map[string]any{}}}
 			if p.after != "" {
@@ -785,7 +786,7 @@ func TestSubtree(t *testing.T) {
 			writeJSON(w, http.StatusOK, body)
 		})
 	}
-	collect := func(seq func(func(acronis.Tenant, error) bool), stopAfter int) (ids []string, errs []error) {
+	collect := func(seq func(func(tenant.Tenant, error) bool), stopAfter int) (ids []string, errs []error) {
 		for tenant, err := range seq {
 			if err != nil {
 				errs = append(errs, err)
@@ -837,7 +838,7 @@ func TestSubtree(t *testing.T) {
 
 	t.Run("a cursor that does not advance fails", func(t *testing.T) {
 		f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]any{"items": []acronis.Tenant{{ID: "x"}}, "paging": map[string]any{"cursors": map[string]any{"after": "same"}}})
+			writeJSON(w, http.StatusOK, map[string]any{"items": []tenant.Tenant{{ID: "x"}}, "paging": map[string]any{"cursors": map[string]any{"after": "same"}}})
 		})
 		c, _ := newClient(creds(f.URL), acronis.Options{})
 		_, errs := collect(c.Subtree(t.Context(), "root", 1), 0)
@@ -857,13 +858,13 @@ func TestFindTenantByName(t *testing.T) {
 	tests := []struct {
 		name    string
 		items   []map[string]any
-		want    acronis.Tenant
+		want    tenant.Tenant
 		wantErr error
 		wantMsg string
 	}{
 		{name: "one exact match among partial ones and users",
 			items: []map[string]any{hit("tenant", "1", "Acme Ltd"), hit("user", "2", "Acme"), hit("tenant", "3", "Acme"), hit("tenant", "4", "acme")},
-			want:  acronis.Tenant{ID: "3", Name: "Acme", Kind: acronis.KindCustomer, ParentID: "p-3"}},
+			want:  tenant.Tenant{ID: "3", Name: "Acme", Kind: tenant.KindCustomer, ParentID: "p-3"}},
 		{name: "none", items: []map[string]any{hit("tenant", "1", "Acme Ltd"), hit("user", "2", "Acme")},
 			wantErr: acronis.ErrNotFound, wantMsg: `no tenant named "Acme" under root`},
 		{name: "several", items: []map[string]any{hit("tenant", "1", "Acme"), hit("tenant", "2", "Acme")},

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"acronismfa/internal/tenant"
 )
 
 const (
@@ -61,17 +63,17 @@ func (c *Client) OwnTenantID(ctx context.Context) (string, error) {
 }
 
 // Tenant reads one tenant.
-func (c *Client) Tenant(ctx context.Context, id string) (Tenant, error) {
+func (c *Client) Tenant(ctx context.Context, id string) (tenant.Tenant, error) {
 	const op = "GET /tenants/{id}"
 	seg, err := segment(op, id)
 	if err != nil {
-		return Tenant{}, err
+		return tenant.Tenant{}, err
 	}
-	return call[Tenant](ctx, c, request{op: op, tenantID: id, method: http.MethodGet, path: "/tenants/" + seg})
+	return call[tenant.Tenant](ctx, c, request{op: op, tenantID: id, method: http.MethodGet, path: "/tenants/" + seg})
 }
 
 type tenantPage struct {
-	Items  []Tenant `json:"items"`
+	Items  []tenant.Tenant `json:"items"`
 	Paging struct {
 		Cursors struct {
 			After string `json:"after"`
@@ -82,11 +84,11 @@ type tenantPage struct {
 // Subtree lists rootID and every tenant under it, ordered by depth, limit per
 // page (5000 when limit <= 0). Only one page is held at a time. On failure it
 // yields one error and stops.
-func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq2[Tenant, error] {
-	return func(yield func(Tenant, error) bool) {
+func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq2[tenant.Tenant, error] {
+	return func(yield func(tenant.Tenant, error) bool) {
 		const op = "GET /tenants"
 		if _, err := segment(op, rootID); err != nil {
-			yield(Tenant{}, err)
+			yield(tenant.Tenant{}, err)
 			return
 		}
 		if limit <= 0 {
@@ -100,7 +102,7 @@ func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq
 		for {
 			page, err := call[tenantPage](ctx, c, r)
 			if err != nil {
-				yield(Tenant{}, err)
+				yield(tenant.Tenant{}, err)
 				return
 			}
 			for _, t := range page.Items {
@@ -116,7 +118,7 @@ func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq
 			if after == r.query.Get("after") {
 				e := r.fail(ErrUpstream)
 				e.Message = "paging cursor did not advance"
-				yield(Tenant{}, e)
+				yield(tenant.Tenant{}, e)
 				return
 			}
 			// The cursor carries the filters.
@@ -126,7 +128,7 @@ func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq
 }
 
 // Children lists the direct children of a tenant, with details.
-func (c *Client) Children(ctx context.Context, id string) ([]Tenant, error) {
+func (c *Client) Children(ctx context.Context, id string) ([]tenant.Tenant, error) {
 	const op = "GET /tenants/{id}/children"
 	seg, err := segment(op, id)
 	if err != nil {
@@ -144,18 +146,18 @@ func (c *Client) Children(ctx context.Context, id string) ([]Tenant, error) {
 // No match fails with ErrNotFound, several with ErrBadRequest: a name that is not
 // unique cannot say which tenant is meant. So does a search with too many partial
 // matches to see them all.
-func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (Tenant, error) {
+func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (tenant.Tenant, error) {
 	const op = "GET /search"
 	if _, err := segment(op, rootID); err != nil {
-		return Tenant{}, err
+		return tenant.Tenant{}, err
 	}
 	found, err := call[struct {
 		Items []struct {
-			ObjType  string `json:"obj_type"`
-			ID       string `json:"id"`
-			ParentID string `json:"parent_id"`
-			Kind     Kind   `json:"kind"`
-			Name     string `json:"name"`
+			ObjType  string      `json:"obj_type"`
+			ID       string      `json:"id"`
+			ParentID string      `json:"parent_id"`
+			Kind     tenant.Kind `json:"kind"`
+			Name     string      `json:"name"`
 		} `json:"items"`
 	}](ctx, c, request{op: op, tenantID: rootID, method: http.MethodGet, path: "/search", query: url.Values{
 		"tenant": {rootID},
@@ -163,55 +165,55 @@ func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (Ten
 		"limit":  {strconv.Itoa(searchLimit)},
 	}})
 	if err != nil {
-		return Tenant{}, err
+		return tenant.Tenant{}, err
 	}
 	// Search matches parts of names and answers at most searchLimit items: on a
 	// full answer a second tenant of exactly this name may be among those left
 	// out, and enforcing on the first would change the wrong tenant.
 	if len(found.Items) >= searchLimit {
-		return Tenant{}, &Error{Op: op, Class: ErrBadRequest,
+		return tenant.Tenant{}, &Error{Op: op, Class: ErrBadRequest,
 			Message: fmt.Sprintf("the search for %q under %s found %d or more names containing it, more than one answer holds: cannot tell whether the name is unique; send tenant_id instead",
 				name, rootID, searchLimit)}
 	}
-	var matches []Tenant
+	var matches []tenant.Tenant
 	for _, it := range found.Items {
 		if it.ObjType == "tenant" && it.Name == name {
-			matches = append(matches, Tenant{ID: it.ID, Name: it.Name, Kind: it.Kind, ParentID: it.ParentID})
+			matches = append(matches, tenant.Tenant{ID: it.ID, Name: it.Name, Kind: it.Kind, ParentID: it.ParentID})
 		}
 	}
 	switch len(matches) {
 	case 1:
 		return matches[0], nil
 	case 0:
-		return Tenant{}, &Error{Op: op, Class: ErrNotFound,
+		return tenant.Tenant{}, &Error{Op: op, Class: ErrNotFound,
 			Message: fmt.Sprintf("no tenant named %q under %s", name, rootID)}
 	default:
-		return Tenant{}, &Error{Op: op, Class: ErrBadRequest,
+		return tenant.Tenant{}, &Error{Op: op, Class: ErrBadRequest,
 			Message: fmt.Sprintf("%d tenants named %q under %s: ambiguous", len(matches), name, rootID)}
 	}
 }
 
 // MFAStatus reads the MFA state of a tenant.
-func (c *Client) MFAStatus(ctx context.Context, id string) (MFAStatus, error) {
+func (c *Client) MFAStatus(ctx context.Context, id string) (tenant.MFAStatus, error) {
 	const op = "GET /tenants/{id}/mfa/status"
 	seg, err := segment(op, id)
 	if err != nil {
-		return MFAStatus{}, err
+		return tenant.MFAStatus{}, err
 	}
-	return call[MFAStatus](ctx, c, request{op: op, tenantID: id, method: http.MethodGet, path: "/tenants/" + seg + "/mfa/status"})
+	return call[tenant.MFAStatus](ctx, c, request{op: op, tenantID: id, method: http.MethodGet, path: "/tenants/" + seg + "/mfa/status"})
 }
 
 // SetMFA turns MFA on or off for a tenant and returns the new state. Setting the
 // same state twice is harmless, which is why the PUT is retried like a read.
-func (c *Client) SetMFA(ctx context.Context, id string, enabled bool) (MFAStatus, error) {
+func (c *Client) SetMFA(ctx context.Context, id string, enabled bool) (tenant.MFAStatus, error) {
 	const op = "PUT /tenants/{id}/mfa/status"
 	seg, err := segment(op, id)
 	if err != nil {
-		return MFAStatus{}, err
+		return tenant.MFAStatus{}, err
 	}
 	// The API rejects unknown fields; this is the whole body.
 	body := []byte(`{"enabled":` + strconv.FormatBool(enabled) + `}`)
-	return call[MFAStatus](ctx, c, request{
+	return call[tenant.MFAStatus](ctx, c, request{
 		op: op, tenantID: id, method: http.MethodPut,
 		path: "/tenants/" + seg + "/mfa/status", body: body, contentType: "application/json",
 	})

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"acronismfa/internal/enforce"
-	"acronismfa/internal/queue"
+	"acronismfa/internal/worker"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/webhook"
 )
@@ -41,8 +41,8 @@ func Webhook(d *Deps) *webhook.Handler {
 }
 
 // Worker is the worker function's handler.
-func Worker(d *Deps) *queue.Handler {
-	return &queue.Handler{
+func Worker(d *Deps) *worker.Handler {
+	return &worker.Handler{
 		Acronis:      d.Acronis,
 		Rules:        d.Rules(),
 		Desired:      d.Config.DesiredEnabled,

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"acronismfa/internal/acronis"
+	"acronismfa/internal/tenant"
 )
 
 // Function names the Lambda function being configured: some variables are
@@ -92,7 +92,7 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if v := get("ROOT_TENANT_ID"); v != "" {
-		if !acronis.ValidTenantID(v) {
+		if !tenant.ValidID(v) {
 			return Config{}, bad("ROOT_TENANT_ID", v, "a tenant UUID, or empty for the API client's own tenant")
 		}
 		c.RootTenantID = strings.ToLower(v)
@@ -172,7 +172,7 @@ func tenantList(name, v string) ([]string, error) {
 		if item == "" {
 			continue
 		}
-		if !acronis.ValidTenantID(item) {
+		if !tenant.ValidID(item) {
 			return nil, fmt.Errorf("config: %s item %d %s: accepts comma-separated tenant UUIDs", name, i+1, short(item))
 		}
 		ids = append(ids, strings.ToLower(item))

@@ -25,10 +25,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/awstest"
 	"acronismfa/internal/lambdarun"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/webhook"
 )
 
@@ -401,7 +401,7 @@ func drifting(all []sim.Tenant, excluded ...string) []sim.Tenant {
 	var out []sim.Tenant
 	for _, t := range all {
 		if t.Kind != "unit" && t.Kind != "folder" && t.Enabled && t.UpdateAllowed &&
-			!acronis.MFAOn(t.MFAStatus) && !inExcluded(t) {
+			!tenant.MFAOn(t.MFAStatus) && !inExcluded(t) {
 			out = append(out, t)
 		}
 	}

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"testing"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/lambdarun"
+	"acronismfa/internal/tenant"
 )
 
 // httpResponse is the API Gateway payload 2.0 response the webhook returns.
@@ -81,10 +81,10 @@ func TestWebhook(t *testing.T) {
 		if body["changed"] != true || body["dry_run"] != false || body["tenant_id"] != target.ID {
 			t.Errorf("PUT answer %v, want changed true, dry_run false for %s", body, target.ID)
 		}
-		if s, _ := body["mfa_status"].(string); !acronis.MFAOn(s) {
+		if s, _ := body["mfa_status"].(string); !tenant.MFAOn(s) {
 			t.Errorf("PUT answer mfa_status %q, want MFA on", s)
 		}
-		if now := mustGet(t, st.sim, target.ID); !acronis.MFAOn(now.MFAStatus) {
+		if now := mustGet(t, st.sim, target.ID); !tenant.MFAOn(now.MFAStatus) {
 			t.Errorf("after the PUT the simulator has %s at %q, want MFA on", target.ID, now.MFAStatus)
 		}
 		checkEMF(t, inv.emf, "webhook", "http", false)
@@ -99,7 +99,7 @@ func TestWebhook(t *testing.T) {
 			t.Fatalf("%d audit lines for the PUT, want 1: %v", len(audits), audits)
 		}
 		a := audits[0]
-		if a["tenant_id"] != target.ID || a["action"] != "enable" || a["previous"] != "disabled" || !acronis.MFAOn(str(a["current"])) {
+		if a["tenant_id"] != target.ID || a["action"] != "enable" || a["previous"] != "disabled" || !tenant.MFAOn(str(a["current"])) {
 			t.Errorf("audit line %v, want tenant_id %s, action enable, previous disabled, current on", a, target.ID)
 		}
 		if r, _ := a["reason"].(string); r == "" {
@@ -140,7 +140,7 @@ func TestWebhook(t *testing.T) {
 				t.Errorf("%s: HTTP %d %s, want %d with code %s and a message", tc.name, resp.StatusCode, resp.Body, tc.status, tc.code)
 			}
 		}
-		if now := mustGet(t, st.sim, target.ID); !acronis.MFAOn(now.MFAStatus) {
+		if now := mustGet(t, st.sim, target.ID); !tenant.MFAOn(now.MFAStatus) {
 			t.Errorf("a refused disable request turned MFA off: %q", now.MFAStatus)
 		}
 	})

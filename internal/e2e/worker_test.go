@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/lambdarun"
+	"acronismfa/internal/tenant"
 )
 
 // sqsResponse is events.SQSEventResponse as it goes over the wire.
@@ -53,7 +53,7 @@ func TestWorker(t *testing.T) {
 		switch {
 		case tn.Kind == "unit" && unit.ID == "":
 			unit = tn
-		case tn.Kind == "customer" && tn.Enabled && tn.UpdateAllowed && acronis.MFAOn(tn.MFAStatus) && compliant.ID == "":
+		case tn.Kind == "customer" && tn.Enabled && tn.UpdateAllowed && tenant.MFAOn(tn.MFAStatus) && compliant.ID == "":
 			compliant = tn
 		}
 	}
@@ -97,14 +97,14 @@ func TestWorker(t *testing.T) {
 		t.Errorf("batchItemFailures %v, want exactly %v", got, wantFailed)
 	}
 	for _, tn := range []sim.Tenant{set, enforceOne, created, byName} {
-		if now := mustGet(t, st.sim, tn.ID); !acronis.MFAOn(now.MFAStatus) {
+		if now := mustGet(t, st.sim, tn.ID); !tenant.MFAOn(now.MFAStatus) {
 			t.Errorf("%s (%s) is %q after the batch, want MFA on", tn.Name, tn.ID, now.MFAStatus)
 		}
 	}
 	if now := mustGet(t, st.sim, excluded.ID); now.MFAStatus != excluded.MFAStatus {
 		t.Errorf("excluded tenant went from %q to %q", excluded.MFAStatus, now.MFAStatus)
 	}
-	if now := mustGet(t, st.sim, compliant.ID); !acronis.MFAOn(now.MFAStatus) {
+	if now := mustGet(t, st.sim, compliant.ID); !tenant.MFAOn(now.MFAStatus) {
 		t.Errorf("a refused disable request turned MFA off: %q", now.MFAStatus)
 	}
 	if got := st.sim.Count("PUT", "/mfa/status"); got != 4 {

@@ -10,13 +10,14 @@ import (
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/tenant"
 )
 
 // API is the part of the Acronis client that enforcement uses.
 type API interface {
-	Tenant(ctx context.Context, id string) (acronis.Tenant, error)
-	MFAStatus(ctx context.Context, id string) (acronis.MFAStatus, error)
-	SetMFA(ctx context.Context, id string, enabled bool) (acronis.MFAStatus, error)
+	Tenant(ctx context.Context, id string) (tenant.Tenant, error)
+	MFAStatus(ctx context.Context, id string) (tenant.MFAStatus, error)
+	SetMFA(ctx context.Context, id string, enabled bool) (tenant.MFAStatus, error)
 }
 
 // Enforcer applies Rules through API. It holds no per-request state and is safe
@@ -30,12 +31,12 @@ type Enforcer struct {
 type Result struct {
 	TenantID   string
 	TenantName string
-	Kind       acronis.Kind
+	Kind       tenant.Kind
 	Want       bool
 	Decision   policy.Decision
-	Previous   string            // MFA state before, "" when never read
-	Current    string            // MFA state after, "" when never read
-	Status     acronis.MFAStatus // the latest mfa/status answer, zero when none was requested
+	Previous   string           // MFA state before, "" when never read
+	Current    string           // MFA state after, "" when never read
+	Status     tenant.MFAStatus // the latest mfa/status answer, zero when none was requested
 	// Requested: Acronis was asked about this tenant by a request of its own
 	// (its tenant object or its mfa/status), so the result is not the
 	// listing's alone and is audited even when nothing changed.
@@ -103,26 +104,26 @@ func (e *Enforcer) Apply(ctx context.Context, tenantID string, want, explicit bo
 // carries the MFA state, so a compliant or skipped tenant costs no request; a
 // drifting one is confirmed with its mfa/status before anything is written.
 // excluded is the caller's knowledge of the tenant's ancestry.
-func (e *Enforcer) ApplyListed(ctx context.Context, t acronis.Tenant, excluded, want bool) Result {
+func (e *Enforcer) ApplyListed(ctx context.Context, t tenant.Tenant, excluded, want bool) Result {
 	return e.decide(ctx, t, excluded, want, false)
 }
 
 // Decide is ApplyListed without the Acronis requests: what the listing alone says.
-func (e *Enforcer) Decide(t acronis.Tenant, excluded, want bool) policy.Decision {
+func (e *Enforcer) Decide(t tenant.Tenant, excluded, want bool) policy.Decision {
 	return e.Rules.Decide(listingFacts(t, excluded), want, false)
 }
 
-func listingFacts(t acronis.Tenant, excluded bool) policy.Facts {
+func listingFacts(t tenant.Tenant, excluded bool) policy.Facts {
 	return policy.Facts{
 		Kind:          t.Kind,
 		Enabled:       t.Enabled,
-		MFAOn:         acronis.MFAOn(t.MFAStatus),
+		MFAOn:         tenant.MFAOn(t.MFAStatus),
 		UpdateAllowed: true,
 		Excluded:      excluded,
 	}
 }
 
-func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want, explicit bool) Result {
+func (e *Enforcer) decide(ctx context.Context, t tenant.Tenant, excluded, want, explicit bool) Result {
 	res := Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Want: want, Previous: t.MFAStatus, Current: t.MFAStatus}
 	facts := listingFacts(t, excluded)
 	res.Decision = e.Rules.Decide(facts, want, explicit)
@@ -144,7 +145,7 @@ func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want,
 	}
 	res.Status = status
 	res.Previous, res.Current = status.MFAStatus, status.MFAStatus
-	facts.MFAOn = acronis.MFAOn(status.MFAStatus)
+	facts.MFAOn = tenant.MFAOn(status.MFAStatus)
 	facts.UpdateAllowed = status.UpdateAllowed
 	res.Decision = e.Rules.Decide(facts, want, explicit)
 	if res.Decision.Outcome != policy.Change {
@@ -158,7 +159,7 @@ func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want,
 		// change: read the switch once more, so that a change that happened is
 		// reported as one rather than as a failure followed, on the next try, by
 		// "unchanged", which would leave the audit trail without it.
-		if now, gerr := e.API.MFAStatus(ctx, t.ID); gerr == nil && acronis.MFAOn(now.MFAStatus) == want {
+		if now, gerr := e.API.MFAStatus(ctx, t.ID); gerr == nil && tenant.MFAOn(now.MFAStatus) == want {
 			after, err = now, nil
 		}
 	}
@@ -167,9 +168,9 @@ func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want,
 		return res
 	}
 	res.Current = after.MFAStatus
-	if acronis.MFAOn(after.MFAStatus) != want && after.MFAStatus != acronis.MFADisableInProgress {
+	if tenant.MFAOn(after.MFAStatus) != want && after.MFAStatus != tenant.MFADisableInProgress {
 		res.Err = fmt.Errorf("acronis PUT /tenants/{id}/mfa/status tenant %s: answered %q after setting %q: %w",
-			t.ID, after.MFAStatus, policy.State(want), acronis.ErrUpstream)
+			t.ID, after.MFAStatus, tenant.MFAState(want), acronis.ErrUpstream)
 	}
 	return res
 }
@@ -177,7 +178,7 @@ func (e *Enforcer) decide(ctx context.Context, t acronis.Tenant, excluded, want,
 // Excluded reports whether t or an ancestor is excluded. The tenant object
 // names only its parent, so this walks up until an excluded id, the real root
 // (its own parent), or a tenant the client may not see.
-func (e *Enforcer) Excluded(ctx context.Context, t acronis.Tenant) (bool, error) {
+func (e *Enforcer) Excluded(ctx context.Context, t tenant.Tenant) (bool, error) {
 	if len(e.Rules.Excluded) == 0 {
 		return false, nil
 	}

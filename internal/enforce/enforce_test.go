@@ -8,6 +8,7 @@ import (
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/testenv"
 )
 
@@ -84,7 +85,7 @@ func TestApply(t *testing.T) {
 			if n := env.Sim.Count("PUT", "/mfa/status"); n != tt.puts {
 				t.Errorf("%d PUTs, want %d", n, tt.puts)
 			}
-			if got, _ := env.Sim.Get(tt.tenant); acronis.MFAOn(got.MFAStatus) != (tt.after == "enabled") {
+			if got, _ := env.Sim.Get(tt.tenant); tenant.MFAOn(got.MFAStatus) != (tt.after == "enabled") {
 				t.Errorf("MFA is %q afterwards, want %s", got.MFAStatus, tt.after)
 			}
 			if res.Changed() != (tt.outcome == policy.Change) {
@@ -169,6 +170,6 @@ func TestApplyListed(t *testing.T) {
 	}
 }
 
-func listed(t sim.Tenant) acronis.Tenant {
-	return acronis.Tenant{ID: t.ID, Name: t.Name, Kind: acronis.Kind(t.Kind), ParentID: t.ParentID, Enabled: t.Enabled, MFAStatus: t.MFAStatus}
+func listed(t sim.Tenant) tenant.Tenant {
+	return tenant.Tenant{ID: t.ID, Name: t.Name, Kind: tenant.Kind(t.Kind), ParentID: t.ParentID, Enabled: t.Enabled, MFAStatus: t.MFAStatus}
 }

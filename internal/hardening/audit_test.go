@@ -8,6 +8,7 @@ import (
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/config"
+	"acronismfa/internal/tenant"
 )
 
 // checkAuditAgainstWrites compares a trigger's audit lines with the MFA writes
@@ -31,7 +32,7 @@ func checkAuditAgainstWrites(t *testing.T, lines []auditLine, reqs []sim.Request
 				if writes[id] == 0 {
 					t.Errorf("tenant %s: enable line without an accepted write: %+v", id, l)
 				}
-				if acronis.MFAOn(*l.Previous) || !acronis.MFAOn(*l.Current) {
+				if tenant.MFAOn(*l.Previous) || !tenant.MFAOn(*l.Current) {
 					t.Errorf("tenant %s: enable line from %q to %q", id, *l.Previous, *l.Current)
 				}
 			case "disable", "would_enable", "would_disable":
@@ -54,7 +55,7 @@ func checkAuditAgainstWrites(t *testing.T, lines []auditLine, reqs []sim.Request
 		}
 	}
 	for _, b := range before {
-		if ownSetting(b) && !acronis.MFAOn(b.MFAStatus) && acronis.MFAOn(now[b.ID].MFAStatus) && countAction(tenants[b.ID], "enable") != 1 {
+		if ownSetting(b) && !tenant.MFAOn(b.MFAStatus) && tenant.MFAOn(now[b.ID].MFAStatus) && countAction(tenants[b.ID], "enable") != 1 {
 			t.Errorf("tenant %s was enabled without an enable line: %+v", b.ID, tenants[b.ID])
 		}
 	}
@@ -108,7 +109,7 @@ func TestAuditCompleteness(t *testing.T) {
 		tenants := byTenant(lines)
 		for _, b := range before {
 			want := 1
-			if !ownSetting(b) || b.Enabled && acronis.MFAOn(b.MFAStatus) {
+			if !ownSetting(b) || b.Enabled && tenant.MFAOn(b.MFAStatus) {
 				want = 0
 			}
 			if got := len(tenants[b.ID]); got != want {

@@ -14,6 +14,7 @@ import (
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/config"
 	"acronismfa/internal/sweep"
+	"acronismfa/internal/tenant"
 )
 
 // checkSweptTree asserts the end state of every tenant after a complete sweep:
@@ -28,10 +29,10 @@ func checkSweptTree(t *testing.T, before, after []sim.Tenant, sum sweep.Summary)
 		switch {
 		case !ownSetting(b):
 		case eligible(b):
-			if !acronis.MFAOn(b.MFAStatus) {
+			if !tenant.MFAOn(b.MFAStatus) {
 				drifting++
 			}
-			if !acronis.MFAOn(a.MFAStatus) {
+			if !tenant.MFAOn(a.MFAStatus) {
 				t.Errorf("eligible %s %s has MFA %q after the sweep", b.Kind, b.ID, a.MFAStatus)
 			}
 		case a.MFAStatus != b.MFAStatus:
@@ -98,7 +99,7 @@ func TestSweepComesBackForTransientFailures(t *testing.T) {
 	checkSweptTree(t, before, r.sim.All(), sum)
 	tenants := byTenant(audits(t, f.out.String()))
 	for _, id := range ids {
-		if l := tenants[id]; len(l) != 1 || l[0].Action != "enable" || acronis.MFAOn(*l[0].Previous) {
+		if l := tenants[id]; len(l) != 1 || l[0].Action != "enable" || tenant.MFAOn(*l[0].Previous) {
 			t.Errorf("tenant %s: audit lines %+v, want one enable", id, l)
 		}
 	}
@@ -240,7 +241,7 @@ func TestOneTenantAnswering500(t *testing.T) {
 		after := r.sim.All()
 		for i := range after {
 			if after[i].ID == victim {
-				if acronis.MFAOn(after[i].MFAStatus) {
+				if tenant.MFAOn(after[i].MFAStatus) {
 					t.Errorf("the failing tenant has MFA %q", after[i].MFAStatus)
 				}
 				after[i].MFAStatus = "enabled"

@@ -29,10 +29,11 @@ import (
 	"acronismfa/internal/app"
 	"acronismfa/internal/awstest"
 	"acronismfa/internal/config"
-	"acronismfa/internal/queue"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/telemetry"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/webhook"
+	"acronismfa/internal/worker"
 )
 
 // lockedBuffer is a function's stdout: log lines and EMF documents, written
@@ -427,7 +428,7 @@ func (r *rig) direct(fn config.Function, vars map[string]string, opts acronis.Op
 // webhook, worker and sweep are the functions' handlers, built as in production.
 func (f *function) webhook() *webhook.Handler { return app.Webhook(f.deps) }
 
-func (f *function) worker() *queue.Handler { return app.Worker(f.deps) }
+func (f *function) worker() *worker.Handler { return app.Worker(f.deps) }
 
 func (f *function) sweep() *sweep.Handler {
 	h, err := app.Sweep(context.Background(), f.deps)
@@ -632,7 +633,7 @@ func mfaOn(t *testing.T, s *sim.Server, id string) bool {
 	if !ok {
 		t.Fatalf("tenant %s is gone", id)
 	}
-	return acronis.MFAOn(tn.MFAStatus)
+	return tenant.MFAOn(tn.MFAStatus)
 }
 
 // closedPort is a loopback URL where nothing listens.

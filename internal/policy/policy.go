@@ -6,7 +6,7 @@ package policy
 import (
 	"strings"
 
-	"acronismfa/internal/acronis"
+	"acronismfa/internal/tenant"
 )
 
 // Outcome is what should happen to a tenant. Each sweep summary bucket is one outcome.
@@ -56,7 +56,7 @@ func (e Exclusions) Has(id string) bool {
 
 // Facts are what is known about a tenant when deciding.
 type Facts struct {
-	Kind    acronis.Kind
+	Kind    tenant.Kind
 	Enabled bool // the tenant itself is enabled (not suspended)
 	MFAOn   bool
 	// UpdateAllowed is Acronis's word on whether this client may change the
@@ -101,7 +101,7 @@ func (r Rules) Decide(f Facts, want, explicit bool) Decision {
 // State names a wanted MFA state the way the API and the configuration do.
 func State(on bool) string {
 	if on {
-		return acronis.MFAEnabled
+		return tenant.MFAEnabled
 	}
-	return acronis.MFADisabled
+	return tenant.MFADisabled
 }

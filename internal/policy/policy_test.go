@@ -3,11 +3,11 @@ package policy
 import (
 	"testing"
 
-	"acronismfa/internal/acronis"
+	"acronismfa/internal/tenant"
 )
 
 func TestDecide(t *testing.T) {
-	customer := Facts{Kind: acronis.KindCustomer, Enabled: true, UpdateAllowed: true}
+	customer := Facts{Kind: tenant.KindCustomer, Enabled: true, UpdateAllowed: true}
 	with := func(mod func(*Facts)) Facts { f := customer; mod(&f); return f }
 
 	tests := []struct {
@@ -22,12 +22,12 @@ func TestDecide(t *testing.T) {
 		{"on customer is compliant", Rules{}, with(func(f *Facts) { f.MFAOn = true }), true, false, Compliant},
 		{"dry run only reports", Rules{DryRun: true}, customer, true, false, WouldChange},
 		{"dry run still sees compliance", Rules{DryRun: true}, with(func(f *Facts) { f.MFAOn = true }), true, false, Compliant},
-		{"partner is enforced too", Rules{}, with(func(f *Facts) { f.Kind = acronis.KindPartner }), true, false, Change},
-		{"unit inherits", Rules{}, with(func(f *Facts) { f.Kind = acronis.KindUnit }), true, false, SkippedInherited},
-		{"folder inherits", Rules{}, with(func(f *Facts) { f.Kind = acronis.KindFolder }), true, true, SkippedInherited},
+		{"partner is enforced too", Rules{}, with(func(f *Facts) { f.Kind = tenant.KindPartner }), true, false, Change},
+		{"unit inherits", Rules{}, with(func(f *Facts) { f.Kind = tenant.KindUnit }), true, false, SkippedInherited},
+		{"folder inherits", Rules{}, with(func(f *Facts) { f.Kind = tenant.KindFolder }), true, true, SkippedInherited},
 		{"suspended tenant left alone by policy", Rules{}, with(func(f *Facts) { f.Enabled = false }), true, false, SkippedDisabled},
 		{"suspended tenant changed when asked", Rules{}, with(func(f *Facts) { f.Enabled = false }), true, true, Change},
-		{"excluded wins over everything but the disable guard", Rules{}, with(func(f *Facts) { f.Excluded = true; f.Kind = acronis.KindUnit }), true, true, SkippedExcluded},
+		{"excluded wins over everything but the disable guard", Rules{}, with(func(f *Facts) { f.Excluded = true; f.Kind = tenant.KindUnit }), true, true, SkippedExcluded},
 		{"update_allowed false refused", Rules{}, with(func(f *Facts) { f.UpdateAllowed = false }), true, false, NotAllowed},
 		{"update_allowed false but compliant", Rules{}, with(func(f *Facts) { f.UpdateAllowed = false; f.MFAOn = true }), true, false, Compliant},
 		{"disable refused without allow", Rules{}, with(func(f *Facts) { f.MFAOn = true }), false, true, NotAllowed},

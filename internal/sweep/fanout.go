@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"sync"
 
-	"acronismfa/internal/acronis"
+	"acronismfa/internal/tenant"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -43,22 +43,22 @@ type message struct {
 
 // sendResult says whether a tenant's message is on the queue.
 type sendResult struct {
-	Tenant acronis.Tenant
+	Tenant tenant.Tenant
 	Err    error
 }
 
 // run sends every tenant from tenants in batches of up to ten and reports each
 // once on results. It returns when tenants is closed and every batch is answered.
-func (f *Fanout) run(ctx context.Context, sweepID string, tenants <-chan acronis.Tenant, results chan<- sendResult) {
+func (f *Fanout) run(ctx context.Context, sweepID string, tenants <-chan tenant.Tenant, results chan<- sendResult) {
 	slots := make(chan struct{}, max(f.Concurrency, 1))
 	var wg sync.WaitGroup
-	batch := make([]acronis.Tenant, 0, maxBatch)
+	batch := make([]tenant.Tenant, 0, maxBatch)
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
 		b := batch
-		batch = make([]acronis.Tenant, 0, maxBatch)
+		batch = make([]tenant.Tenant, 0, maxBatch)
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -78,7 +78,7 @@ func (f *Fanout) run(ctx context.Context, sweepID string, tenants <-chan acronis
 }
 
 // send delivers one batch, retrying the entries SQS reports as failed.
-func (f *Fanout) send(ctx context.Context, sweepID string, tenants []acronis.Tenant) []sendResult {
+func (f *Fanout) send(ctx context.Context, sweepID string, tenants []tenant.Tenant) []sendResult {
 	out := make([]sendResult, 0, len(tenants))
 	pending := tenants
 	var lastErr map[string]error // by tenant id

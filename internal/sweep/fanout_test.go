@@ -20,7 +20,7 @@ import (
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/awstest"
 	"acronismfa/internal/policy"
-	"acronismfa/internal/queue"
+	"acronismfa/internal/worker"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/testenv"
@@ -175,7 +175,7 @@ func TestFanoutHandsDriftingTenantsToTheWorker(t *testing.T) {
 	var got []string
 	batch := events.SQSEvent{}
 	for i, m := range msgs {
-		parsed, err := queue.ParseMessage(aws.ToString(m.Body))
+		parsed, err := worker.ParseMessage(aws.ToString(m.Body))
 		if err != nil {
 			t.Fatalf("the worker cannot parse a fan-out message: %v", err)
 		}
@@ -192,7 +192,7 @@ func TestFanoutHandsDriftingTenantsToTheWorker(t *testing.T) {
 
 	// Fed to the worker, they are all enforced.
 	var logs bytes.Buffer
-	worker := &queue.Handler{Acronis: env.Client, Desired: true, Concurrency: 10,
+	worker := &worker.Handler{Acronis: env.Client, Desired: true, Concurrency: 10,
 		Logger: telemetry.NewLogger(&logs, "worker", "sqs", slog.LevelInfo), Namespace: "test", Out: &logs, Now: time.Now}
 	for start := 0; start < len(batch.Records); start += 10 {
 		part := events.SQSEvent{Records: batch.Records[start:min(start+10, len(batch.Records))]}

@@ -16,12 +16,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/telemetry"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/testenv"
 )
 
@@ -228,7 +228,7 @@ func mfaStates(env *testenv.Env) map[string]bool {
 	m := map[string]bool{}
 	for _, tn := range env.Sim.All() {
 		if tn.Kind != "folder" && tn.Kind != "unit" {
-			m[tn.ID] = acronis.MFAOn(tn.MFAStatus)
+			m[tn.ID] = tenant.MFAOn(tn.MFAStatus)
 		}
 	}
 	return m

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/strictjson"
+	"acronismfa/internal/tenant"
 )
 
 // ErrInvalidInput is wrapped by every failure to parse the invocation input;
@@ -91,7 +91,7 @@ func parseOverrides(obj strictjson.Object, prefix string) (Overrides, error) {
 			}
 			var id string
 			_ = json.Unmarshal(raw, &id) // a string token, as above
-			if !acronis.ValidTenantID(id) {
+			if !tenant.ValidID(id) {
 				return Overrides{}, invalidInput("%sroot_tenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 			}
 			o.RootTenantID = strings.ToLower(id)

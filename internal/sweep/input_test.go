@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/sweep"
+	"acronismfa/internal/tenant"
 )
 
 const (
@@ -110,7 +110,7 @@ func FuzzParseInput(f *testing.F) {
 			}
 			return
 		}
-		if o.RootTenantID != "" && (!acronis.ValidTenantID(o.RootTenantID) || o.RootTenantID != strings.ToLower(o.RootTenantID)) {
+		if o.RootTenantID != "" && (!tenant.ValidID(o.RootTenantID) || o.RootTenantID != strings.ToLower(o.RootTenantID)) {
 			t.Fatalf("ParseInput(%q) root tenant %q", in, o.RootTenantID)
 		}
 		if s := strings.Trim(string(in), " \t\r\n"); s != "" && !json.Valid(in) {

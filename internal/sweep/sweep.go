@@ -14,13 +14,14 @@ import (
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/tenant"
 )
 
 // Lister is the part of the Acronis client that reads the tree.
 type Lister interface {
-	Subtree(ctx context.Context, rootID string, limit int) iter.Seq2[acronis.Tenant, error]
-	Children(ctx context.Context, id string) ([]acronis.Tenant, error)
-	Tenant(ctx context.Context, id string) (acronis.Tenant, error)
+	Subtree(ctx context.Context, rootID string, limit int) iter.Seq2[tenant.Tenant, error]
+	Children(ctx context.Context, id string) ([]tenant.Tenant, error)
+	Tenant(ctx context.Context, id string) (tenant.Tenant, error)
 }
 
 // Sweeper holds what does not change between runs.
@@ -65,7 +66,7 @@ type run struct {
 	enf     enforce.Enforcer
 	workCtx context.Context // ends a quarter of the reserve before the deadline
 	stopAt  time.Time       // no tenant is started after it; zero without a deadline
-	fan     chan acronis.Tenant
+	fan     chan tenant.Tenant
 
 	mu  sync.Mutex
 	sum Summary
@@ -76,7 +77,7 @@ type run struct {
 
 // attempt is a tenant and the result of its latest try.
 type attempt struct {
-	t   acronis.Tenant
+	t   tenant.Tenant
 	res enforce.Result
 }
 
@@ -94,7 +95,7 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 	start := s.Now()
 	r := &run{Sweeper: s, Run: params, enf: *s.Enforcer, workCtx: ctx}
 	r.enf.Rules.DryRun = params.DryRun
-	r.sum = Summary{RootTenantID: params.RootTenantID, Desired: policy.State(s.Desired), DryRun: params.DryRun}
+	r.sum = Summary{RootTenantID: params.RootTenantID, Desired: tenant.MFAState(s.Desired), DryRun: params.DryRun}
 	if deadline, ok := ctx.Deadline(); ok {
 		reserve := s.Reserve
 		if reserve == 0 {
@@ -125,7 +126,7 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 	// only reports.
 	var fanDone sync.WaitGroup
 	if s.Fanout != nil && !params.DryRun {
-		r.fan = make(chan acronis.Tenant)
+		r.fan = make(chan tenant.Tenant)
 		results := make(chan sendResult)
 		fanDone.Go(func() { r.collectFanout(ctx, results) })
 		// Sending ends with the work: a queue that does not answer must not
@@ -136,7 +137,7 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 		}()
 	}
 
-	work := make(chan acronis.Tenant)
+	work := make(chan tenant.Tenant)
 	var workers sync.WaitGroup
 	for range max(s.Concurrency, 1) {
 		workers.Go(func() {
@@ -165,10 +166,10 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 // list reads the tree and decides each tenant from the listing. Drifting tenants
 // go to work, or to the fan-out once the tree is known to be larger than the
 // inline limit; until then they are held, which costs at most InlineLimit entries.
-func (r *run) list(ctx context.Context, work chan<- acronis.Tenant, rootExcluded bool) error {
-	var held []acronis.Tenant
+func (r *run) list(ctx context.Context, work chan<- tenant.Tenant, rootExcluded bool) error {
+	var held []tenant.Tenant
 	decided, fanned := false, false
-	route := func(t acronis.Tenant) {
+	route := func(t tenant.Tenant) {
 		if fanned {
 			r.fan <- t
 		} else {
@@ -177,7 +178,7 @@ func (r *run) list(ctx context.Context, work chan<- acronis.Tenant, rootExcluded
 	}
 	seen := 0
 	excluded := map[string]bool{} // excluded tenants seen so far: their children are excluded too
-	err := r.walk(r.workCtx, func(t acronis.Tenant) {
+	err := r.walk(r.workCtx, func(t tenant.Tenant) {
 		seen++
 		isExcluded := rootExcluded || r.enf.Rules.Excluded.Has(t.ID) || excluded[t.ParentID]
 		if isExcluded {
@@ -214,7 +215,7 @@ func (r *run) list(ctx context.Context, work chan<- acronis.Tenant, rootExcluded
 
 // walk calls visit for every tenant of the tree, root first, through the subtree
 // listing, or by walking children where the listing is refused.
-func (r *run) walk(ctx context.Context, visit func(acronis.Tenant)) error {
+func (r *run) walk(ctx context.Context, visit func(tenant.Tenant)) error {
 	first := true
 	for t, err := range r.Lister.Subtree(ctx, r.RootTenantID, r.PageSize) {
 		if err != nil {
@@ -231,7 +232,7 @@ func (r *run) walk(ctx context.Context, visit func(acronis.Tenant)) error {
 
 // walkChildren is the guide's recursive walk, breadth first so that parents are
 // visited before their children as in the listing.
-func (r *run) walkChildren(ctx context.Context, visit func(acronis.Tenant)) error {
+func (r *run) walkChildren(ctx context.Context, visit func(tenant.Tenant)) error {
 	root, err := r.Lister.Tenant(ctx, r.RootTenantID)
 	if err != nil {
 		return err
@@ -257,7 +258,7 @@ func (r *run) walkChildren(ctx context.Context, visit func(acronis.Tenant)) erro
 
 // enforce confirms and writes one drifting tenant, or hands it on when the
 // deadline is too near to start.
-func (r *run) enforce(ctx context.Context, t acronis.Tenant) {
+func (r *run) enforce(ctx context.Context, t tenant.Tenant) {
 	if !r.late() {
 		r.settle(ctx, attempt{t: t, res: r.enf.ApplyListed(r.workCtx, t, false, r.Desired)})
 		return
@@ -361,7 +362,7 @@ func (r *run) collectFanout(ctx context.Context, results <-chan sendResult) {
 
 func (r *run) late() bool { return !r.stopAt.IsZero() && !r.Now().Before(r.stopAt) }
 
-func (r *run) result(t acronis.Tenant, d policy.Decision, err error) enforce.Result {
+func (r *run) result(t tenant.Tenant, d policy.Decision, err error) enforce.Result {
 	return enforce.Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Want: r.Desired,
 		Decision: d, Previous: t.MFAStatus, Current: t.MFAStatus, Err: err}
 }

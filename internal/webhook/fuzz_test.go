@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"acronismfa/internal/acronis"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/webhook"
 )
 
@@ -72,7 +72,7 @@ func FuzzParseRoute(f *testing.F) {
 		if method != "GET" && method != "PUT" || r.Set != (method == "PUT") {
 			t.Fatalf("ParseRoute(%q) = %+v", method, r)
 		}
-		if !acronis.ValidTenantID(r.TenantID) || r.TenantID != strings.ToLower(r.TenantID) {
+		if !tenant.ValidID(r.TenantID) || r.TenantID != strings.ToLower(r.TenantID) {
 			t.Fatalf("ParseRoute(%q) tenant id %q", path, r.TenantID)
 		}
 		rest, ok := strings.CutSuffix(path, "/mfa")

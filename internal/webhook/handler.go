@@ -17,6 +17,7 @@ import (
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/telemetry"
+	"acronismfa/internal/tenant"
 )
 
 // Acronis is the part of the Acronis client the webhook uses.
@@ -201,7 +202,7 @@ func header(headers map[string]string, name string) string {
 	return ""
 }
 
-func statusObject(tenantID string, st acronis.MFAStatus) Status {
+func statusObject(tenantID string, st tenant.MFAStatus) Status {
 	return Status{TenantID: tenantID, MFAStatus: st.MFAStatus, UsersCount: st.UsersCount,
 		UsersWithTOTPEnabledCount: st.UsersWithTOTPEnabledCount, UpdateAllowed: st.UpdateAllowed}
 }

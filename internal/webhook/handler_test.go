@@ -22,10 +22,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/telemetry"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/testenv"
 	"acronismfa/internal/webhook"
 )
@@ -359,7 +359,7 @@ func simState(t *testing.T, env *testenv.Env, id string) bool {
 	if !ok {
 		t.Fatalf("tenant %s gone", id)
 	}
-	return acronis.MFAOn(tn.MFAStatus)
+	return tenant.MFAOn(tn.MFAStatus)
 }
 
 // Signed or not, a request the API cannot take is refused with 400 or 401
@@ -659,8 +659,8 @@ func TestHandlePut(t *testing.T) {
 				t.Fatalf("MFA on = %v in Acronis afterwards, want %v", on, tt.after)
 			}
 			a := wantAudit(t, r, tt.tenant, tt.action)
-			if a["previous"] != policy.State(acronis.MFAOn(initial.MFAStatus)) || a["current"] != tt.status {
-				t.Errorf("audit previous %v current %v, want %s and %s", a["previous"], a["current"], policy.State(acronis.MFAOn(initial.MFAStatus)), tt.status)
+			if a["previous"] != tenant.MFAState(tenant.MFAOn(initial.MFAStatus)) || a["current"] != tt.status {
+				t.Errorf("audit previous %v current %v, want %s and %s", a["previous"], a["current"], tenant.MFAState(tenant.MFAOn(initial.MFAStatus)), tt.status)
 			}
 			if n, _ := a["users_without_totp"].(float64); int(n) != tt.users {
 				t.Errorf("audit users_without_totp %v, want %d", a["users_without_totp"], tt.users)

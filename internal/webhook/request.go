@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strings"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/strictjson"
+	"acronismfa/internal/tenant"
 )
 
 // MaxBodyBytes is the largest request body accepted, counted after base64
@@ -63,7 +63,7 @@ func ParseRoute(method, rawPath string) (Route, error) {
 	if len(segs) != 3 || segs[0] != "tenants" || segs[2] != "mfa" {
 		return Route{}, errNoRoute
 	}
-	if !acronis.ValidTenantID(segs[1]) {
+	if !tenant.ValidID(segs[1]) {
 		return Route{}, fmt.Errorf("%w: tenant_id in the path must be a UUID", ErrInvalidTenantID)
 	}
 	return Route{TenantID: strings.ToLower(segs[1]), Set: set}, nil

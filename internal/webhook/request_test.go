@@ -10,7 +10,7 @@ import (
 )
 
 const (
-	tenant      = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+	tenantID    = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 	tenantUpper = "3FA85F64-5717-4562-B3FC-2C963F66AFA6"
 )
 
@@ -20,42 +20,42 @@ func TestParseRoute(t *testing.T) {
 		want         webhook.Route
 		wantErr      error
 	}{
-		{"GET", "/tenants/" + tenant + "/mfa", webhook.Route{TenantID: tenant}, nil},
-		{"PUT", "/tenants/" + tenant + "/mfa", webhook.Route{TenantID: tenant, Set: true}, nil},
-		{"GET", "/tenants/" + tenantUpper + "/mfa", webhook.Route{TenantID: tenant}, nil},
-		{"PUT", "/prod/tenants/" + tenant + "/mfa", webhook.Route{TenantID: tenant, Set: true}, nil},
-		{"GET", "/My_Stage-2/tenants/" + tenant + "/mfa", webhook.Route{TenantID: tenant}, nil},
-		{"GET", "/tenants/tenants/" + tenant + "/mfa", webhook.Route{TenantID: tenant}, nil}, // a stage may be called tenants
+		{"GET", "/tenants/" + tenantID + "/mfa", webhook.Route{TenantID: tenantID}, nil},
+		{"PUT", "/tenants/" + tenantID + "/mfa", webhook.Route{TenantID: tenantID, Set: true}, nil},
+		{"GET", "/tenants/" + tenantUpper + "/mfa", webhook.Route{TenantID: tenantID}, nil},
+		{"PUT", "/prod/tenants/" + tenantID + "/mfa", webhook.Route{TenantID: tenantID, Set: true}, nil},
+		{"GET", "/My_Stage-2/tenants/" + tenantID + "/mfa", webhook.Route{TenantID: tenantID}, nil},
+		{"GET", "/tenants/tenants/" + tenantID + "/mfa", webhook.Route{TenantID: tenantID}, nil}, // a stage may be called tenants
 
 		{"GET", "/tenants/not-a-uuid/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
 		{"PUT", "/tenants//mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
-		{"GET", "/tenants/{" + tenant + "}/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
-		{"GET", "/tenants/" + strings.ReplaceAll(tenant, "-", "") + "/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
-		{"GET", "/tenants/..%2F" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
+		{"GET", "/tenants/{" + tenantID + "}/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
+		{"GET", "/tenants/" + strings.ReplaceAll(tenantID, "-", "") + "/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
+		{"GET", "/tenants/..%2F" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
 		{"GET", "/tenants/%2e%2e/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
 		{"GET", "/tenants/../mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
 		{"GET", "/prod/tenants/x/mfa", webhook.Route{}, webhook.ErrInvalidTenantID},
 
-		{"POST", "/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"DELETE", "/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"get", "/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"HEAD", "/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"", "/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/tenants/" + tenant + "/mfa/", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "//tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/tenants//" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/tenants/" + tenant + "//mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/tenants/" + tenant + "/mfa/status", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/tenants/" + tenant, webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/Tenants/" + tenant + "/MFA", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/tenants%2F" + tenant + "%2Fmfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/a/b/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/../tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/./tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/%2e%2e/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/" + strings.Repeat("s", 129) + "/tenants/" + tenant + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
-		{"GET", "/tenants/" + tenant + "/mfa?x=1", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"POST", "/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"DELETE", "/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"get", "/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"HEAD", "/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"", "/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/tenants/" + tenantID + "/mfa/", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "//tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/tenants//" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/tenants/" + tenantID + "//mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/tenants/" + tenantID + "/mfa/status", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/tenants/" + tenantID, webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/Tenants/" + tenantID + "/MFA", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/tenants%2F" + tenantID + "%2Fmfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/a/b/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/../tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/./tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/%2e%2e/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/" + strings.Repeat("s", 129) + "/tenants/" + tenantID + "/mfa", webhook.Route{}, webhook.ErrInvalidRequest},
+		{"GET", "/tenants/" + tenantID + "/mfa?x=1", webhook.Route{}, webhook.ErrInvalidRequest},
 		{"GET", "/", webhook.Route{}, webhook.ErrInvalidRequest},
 		{"GET", "", webhook.Route{}, webhook.ErrInvalidRequest},
 		{"GET", strings.Repeat("/", 100000), webhook.Route{}, webhook.ErrInvalidRequest},

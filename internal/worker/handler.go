@@ -1,4 +1,4 @@
-package queue
+package worker
 
 import (
 	"context"
@@ -14,12 +14,13 @@ import (
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/telemetry"
+	"acronismfa/internal/tenant"
 )
 
 // Acronis is the part of the Acronis client the worker uses.
 type Acronis interface {
 	enforce.API
-	FindTenantByName(ctx context.Context, rootID, name string) (acronis.Tenant, error)
+	FindTenantByName(ctx context.Context, rootID, name string) (tenant.Tenant, error)
 	OwnTenantID(ctx context.Context) (string, error)
 	Stats() acronis.Stats
 }

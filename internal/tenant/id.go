@@ -1,10 +1,12 @@
-package acronis
+package tenant
 
-// ValidTenantID reports whether s is a tenant id as Acronis writes them: a UUID
+import "strings"
+
+// ValidID reports whether s is a tenant id as Acronis writes them: a UUID
 // in the 8-4-4-4-12 hex form, in either case. Only that form passes: braces, a
 // "urn:uuid:" prefix or missing dashes would give one tenant several spellings,
 // and every parser of untrusted input checks ids here before any request.
-func ValidTenantID(s string) bool {
+func ValidID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -22,4 +24,13 @@ func ValidTenantID(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParseID returns s in the one spelling the project uses, lowercase, and
+// whether it is a tenant id at all.
+func ParseID(s string) (string, bool) {
+	if !ValidID(s) {
+		return "", false
+	}
+	return strings.ToLower(s), true
 }

@@ -1,6 +1,6 @@
 // Package queue serves the worker's SQS queue (contract section 5): message
 // shapes, batch processing and partial batch failures.
-package queue
+package worker
 
 import (
 	"encoding/json"
@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"acronismfa/internal/acronis"
 	"acronismfa/internal/strictjson"
+	"acronismfa/internal/tenant"
 )
 
 // ErrInvalidMessage is wrapped by every parse failure; the wrapping message
@@ -148,7 +148,7 @@ func parseTarget(obj strictjson.Object, prefix string) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
-		if !acronis.ValidTenantID(id) {
+		if !tenant.ValidID(id) {
 			return Message{}, invalidMessage("%stenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 		}
 		m.TenantID = strings.ToLower(id)

@@ -1,4 +1,4 @@
-package queue_test
+package worker_test
 
 import (
 	"bufio"
@@ -20,9 +20,10 @@ import (
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/policy"
-	"acronismfa/internal/queue"
 	"acronismfa/internal/telemetry"
+	"acronismfa/internal/tenant"
 	"acronismfa/internal/testenv"
+	"acronismfa/internal/worker"
 )
 
 // Fixed ids of the worker tests' tree below the API client's own tenant:
@@ -114,17 +115,17 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
-type worker struct {
+type workerRig struct {
 	env  *testenv.Env
-	h    *queue.Handler
+	h    *worker.Handler
 	logs syncBuffer
 	out  syncBuffer
 }
 
-func newWorker(t *testing.T, env *testenv.Env, rules policy.Rules) *worker {
+func newWorker(t *testing.T, env *testenv.Env, rules policy.Rules) *workerRig {
 	t.Helper()
-	w := &worker{env: env}
-	w.h = &queue.Handler{
+	w := &workerRig{env: env}
+	w.h = &worker.Handler{
 		Acronis:     env.Client,
 		Rules:       rules,
 		Desired:     true,
@@ -146,7 +147,7 @@ type batch struct {
 }
 
 // run hands the bodies to the handler as one SQS batch; message i has id "m<i>".
-func (w *worker) run(t *testing.T, ctx context.Context, bodies ...string) batch {
+func (w *workerRig) run(t *testing.T, ctx context.Context, bodies ...string) batch {
 	t.Helper()
 	ev := events.SQSEvent{}
 	for i, b := range bodies {
@@ -155,7 +156,7 @@ func (w *worker) run(t *testing.T, ctx context.Context, bodies ...string) batch 
 	return w.handle(t, ctx, ev)
 }
 
-func (w *worker) handle(t *testing.T, ctx context.Context, ev events.SQSEvent) batch {
+func (w *workerRig) handle(t *testing.T, ctx context.Context, ev events.SQSEvent) batch {
 	t.Helper()
 	resp, err := w.h.Handle(ctx, ev)
 	if err != nil {
@@ -227,7 +228,7 @@ func mfaOn(t *testing.T, env *testenv.Env, id string) bool {
 	if !ok {
 		t.Fatalf("no tenant %s", id)
 	}
-	return acronis.MFAOn(tn.MFAStatus)
+	return tenant.MFAOn(tn.MFAStatus)
 }
 
 // tenantCreated is the body of an SQS message that an EventBridge rule with the
@@ -500,20 +501,20 @@ func (p *perTenant) enter(id string) func() {
 	}
 }
 
-func (p *perTenant) Tenant(ctx context.Context, id string) (acronis.Tenant, error) {
+func (p *perTenant) Tenant(ctx context.Context, id string) (tenant.Tenant, error) {
 	defer p.enter(id)()
 	return p.Client.Tenant(ctx, id)
 }
 
-func (p *perTenant) MFAStatus(ctx context.Context, id string) (acronis.MFAStatus, error) {
+func (p *perTenant) MFAStatus(ctx context.Context, id string) (tenant.MFAStatus, error) {
 	defer p.enter(id)()
 	return p.Client.MFAStatus(ctx, id)
 }
 
-func (p *perTenant) SetMFA(ctx context.Context, id string, enabled bool) (acronis.MFAStatus, error) {
+func (p *perTenant) SetMFA(ctx context.Context, id string, enabled bool) (tenant.MFAStatus, error) {
 	defer p.enter(id)()
 	p.mu.Lock()
-	p.writes = append(p.writes, id+"="+policy.State(enabled))
+	p.writes = append(p.writes, id+"="+tenant.MFAState(enabled))
 	p.mu.Unlock()
 	return p.Client.SetMFA(ctx, id, enabled)
 }
@@ -656,7 +657,7 @@ func TestHandleSampleBatch(t *testing.T) {
 		t.Fatalf("batchItemFailures %v: %v", b.failed, b.logs)
 	}
 	for _, tn := range env.Sim.All()[1:] {
-		if !acronis.MFAOn(tn.MFAStatus) {
+		if !tenant.MFAOn(tn.MFAStatus) {
 			t.Errorf("tenant %s (%s) not enabled", tn.Name, tn.ID)
 		}
 	}
