@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/lambdarun"
+	"acronismfa/internal/testkit"
 )
 
 func main() {
@@ -46,8 +46,8 @@ func main() {
 type demo struct {
 	out     io.Writer
 	sim     *sim.Server
-	moto    *lambdarun.Moto
-	fns     map[string]*lambdarun.Function
+	moto    *testkit.Moto
+	fns     map[string]*testkit.Function
 	logPath string
 	key     []byte // webhook signing key
 	step    int
@@ -55,12 +55,12 @@ type demo struct {
 
 func run(ctx context.Context, out io.Writer) (err error) {
 	start := time.Now()
-	d := &demo{out: out, fns: map[string]*lambdarun.Function{}}
-	root, err := lambdarun.ModuleRoot()
+	d := &demo{out: out, fns: map[string]*testkit.Function{}}
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		return err
 	}
-	rie, err := lambdarun.FindRIE()
+	rie, err := testkit.FindRIE()
 	if err != nil {
 		return fmt.Errorf("%w (make demo installs it)", err)
 	}
@@ -90,7 +90,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	builds := make(chan built, 1)
 	go func() {
 		t0 := time.Now()
-		paths, err := lambdarun.BuildFunctions(buildCtx, filepath.Join(dir, "bin"), "webhook", "worker", "sweep")
+		paths, err := testkit.BuildFunctions(buildCtx, filepath.Join(dir, "bin"), "webhook", "worker", "sweep")
 		builds <- built{paths, err, time.Since(t0)}
 	}()
 	var b built
@@ -103,7 +103,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		}
 	}()
 
-	d.moto, err = lambdarun.StartMoto(ctx, logs.named("moto"))
+	d.moto, err = testkit.StartMoto(ctx, logs.named("moto"))
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	var wg sync.WaitGroup
 	for _, name := range []string{"webhook", "worker", "sweep"} {
 		wg.Go(func() {
-			f, err := lambdarun.Start(ctx, lambdarun.Options{
+			f, err := testkit.Start(ctx, testkit.Options{
 				RIE: rie, Bootstrap: b.paths[name], Env: env[name], Timeout: 60 * time.Second, Output: logs.named(name),
 			})
 			mu.Lock()

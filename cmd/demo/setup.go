@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/lambdarun"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 )
 
 // provision creates the two secrets and the worker queue in moto and returns
@@ -70,7 +70,7 @@ type result struct {
 	status int
 	body   []byte
 	lines  []string // the function's output for this invocation, up to its EMF document
-	emf    lambdarun.EMF
+	emf    testkit.EMF
 	took   time.Duration
 }
 
@@ -78,7 +78,7 @@ type result struct {
 // EMF document. A crash, an init failure or a returned error is an error.
 func (d *demo) invoke(ctx context.Context, fn string, event []byte) (result, error) {
 	f := d.fns[fn]
-	mark := f.Lines().Mark()
+	mark := f.Output().Mark()
 	t0 := time.Now()
 	status, body, err := f.Invoke(ctx, event)
 	took := time.Since(t0)
@@ -95,16 +95,16 @@ func (d *demo) invoke(ctx context.Context, fn string, event []byte) (result, err
 	if json.Unmarshal(body, &fnErr) == nil && fnErr.ErrorMessage != "" {
 		return result{}, fmt.Errorf("%s returned an error (%s): %s", fn, fnErr.ErrorType, fnErr.ErrorMessage)
 	}
-	line, err := f.Lines().Wait(ctx, mark, 10*time.Second, lambdarun.IsEMF)
+	line, err := f.Output().Wait(ctx, mark, 10*time.Second, testkit.IsEMF)
 	if err != nil {
 		return result{}, fmt.Errorf("%s wrote no EMF document for the invocation: %w", fn, err)
 	}
-	emf, err := lambdarun.ParseEMF(line)
+	emf, err := testkit.ParseEMF(line)
 	if err != nil {
 		return result{}, fmt.Errorf("%s's EMF document: %w", fn, err)
 	}
 	var lines []string
-	for _, l := range f.Lines().Since(mark) {
+	for _, l := range f.Output().Since(mark) {
 		lines = append(lines, l)
 		if l == line {
 			break
@@ -115,7 +115,7 @@ func (d *demo) invoke(ctx context.Context, fn string, event []byte) (result, err
 
 // readEvent reads a sample event of events/.
 func readEvent(name string) ([]byte, error) {
-	root, err := lambdarun.ModuleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (d *demo) table(perRow int, pairs ...any) {
 }
 
 // printEMF shows an invocation's metrics as CloudWatch would get them.
-func (d *demo) printEMF(e lambdarun.EMF) {
+func (d *demo) printEMF(e testkit.EMF) {
 	d.printf("metrics (EMF, namespace %s, Function=%s, Trigger=%s):", e.Namespace, e.Dimension("Function"), e.Dimension("Trigger"))
 	var pairs []any
 	for _, name := range e.Order {
@@ -261,7 +261,7 @@ func totpDebt(lines []string) (total int, top []string) {
 		users int
 	}
 	var all []debt
-	for _, a := range lambdarun.AuditLines(lines) {
+	for _, a := range testkit.AuditLines(lines) {
 		if a["action"] != "enable" && a["action"] != "would_enable" {
 			continue
 		}

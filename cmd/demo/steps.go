@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/lambdarun"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 	"acronismfa/internal/webhook"
 )
 
@@ -212,7 +212,7 @@ func (d *demo) webhookPut(ctx context.Context) error {
 	}
 	after := mustGet(d.sim, t.ID).MFAStatus
 	d.printf("simulator: %s %s -> %s; %d users must now set up TOTP", t.Name, before, after, t.UsersCount-t.UsersWithTOTP)
-	for _, a := range lambdarun.AuditLines(r.lines) {
+	for _, a := range testkit.AuditLines(r.lines) {
 		d.printf("audit:     action %v, reason %q, previous %v, current %v", a["action"], a["reason"], a["previous"], a["current"])
 	}
 	d.printEMF(r.emf)
@@ -341,7 +341,7 @@ func (d *demo) workerBatch(ctx context.Context) error {
 // parse error logged with its message id, or the audit line of its tenant.
 func failureReason(lines []string, tenantID, messageID string) string {
 	for _, l := range lines {
-		m, ok := lambdarun.JSONObject(l)
+		m, ok := testkit.JSONObject(l)
 		if !ok {
 			continue
 		}

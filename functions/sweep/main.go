@@ -2,18 +2,8 @@
 package main
 
 import (
-	"context"
-
 	"acronismfa/internal/app"
 	"acronismfa/internal/config"
 )
 
-func main() {
-	app.Start(config.Sweep, func(ctx context.Context, d *app.Deps) (any, error) {
-		h, err := app.Sweep(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		return h.Handle, nil
-	})
-}
+func main() { app.Run(config.Sweep, app.Sweep) }

@@ -3,14 +3,8 @@
 package main
 
 import (
-	"context"
-
 	"acronismfa/internal/app"
 	"acronismfa/internal/config"
 )
 
-func main() {
-	app.Start(config.Webhook, func(_ context.Context, d *app.Deps) (any, error) {
-		return app.Webhook(d).Handle, nil
-	})
-}
+func main() { app.Run(config.Webhook, app.Webhook) }

@@ -1,7 +1,3 @@
-// Package app builds what a function needs once per cold start: configuration,
-// logger, secrets, the Acronis client and the handler. functions/*/main.go only
-// name their function; everything they share is here, so the three start alike
-// and tests build them exactly as production does.
 package app
 
 import (
@@ -13,10 +9,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/config"
-	"acronismfa/internal/policy"
 	"acronismfa/internal/secrets"
 	"acronismfa/internal/telemetry"
 )
@@ -25,44 +23,29 @@ import (
 type Deps struct {
 	Config  config.Config
 	Logger  *slog.Logger
+	AWS     aws.Config // loaded once: every AWS client of the function shares it
 	Secrets *secrets.Store
 	Acronis *acronis.Client
 	Out     io.Writer // stdout: logs and EMF documents
 }
 
-// Rules is the operator's policy from the configuration.
-func (d *Deps) Rules() policy.Rules {
-	return policy.Rules{
-		AllowDisable: d.Config.AllowDisable,
-		DryRun:       d.Config.DryRun,
-		Excluded:     policy.NewExclusions(d.Config.ExcludedTenantIDs),
-	}
-}
+// trigger names what invokes each function, as the logs' and metrics' Trigger.
+var trigger = map[config.Function]string{config.Webhook: "http", config.Worker: "sqs", config.Sweep: "schedule"}
 
-// Trigger names what invokes each function, as the logs' and metrics' Trigger.
-var Trigger = map[config.Function]string{config.Webhook: "http", config.Worker: "sqs", config.Sweep: "schedule"}
-
-// Options change how Init builds the dependencies; production uses none.
-type Options struct {
-	// Sleep replaces the Acronis client's wait between retries; nil waits for
-	// real. Only tests set it, so that throttling through the production
-	// wiring costs them no time.
-	Sleep func(ctx context.Context, d time.Duration) error
-}
-
-// Init loads the configuration of fn and builds its dependencies.
-func Init(ctx context.Context, fn config.Function, getenv func(string) string, out io.Writer, o Options) (*Deps, error) {
-	logger := telemetry.NewLogger(out, string(fn), Trigger[fn], telemetry.LevelFromEnv(getenv))
+// Init loads the configuration of fn through getenv and builds its dependencies.
+// The logger is there even when the error is not, to say why.
+func Init(ctx context.Context, fn config.Function, getenv func(string) string, out io.Writer) (*Deps, error) {
+	logger := telemetry.NewLogger(out, string(fn), trigger[fn], telemetry.LevelFromEnv(getenv))
 	cfg, err := config.Load(fn, getenv)
 	if err != nil {
 		return &Deps{Logger: logger}, err
 	}
-	sm, err := secrets.NewSecretsManagerClient(ctx)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return &Deps{Logger: logger}, fmt.Errorf("AWS configuration: %w", err)
 	}
-	store := secrets.NewStore(sm, secrets.DefaultTTL, time.Now)
-	opts := acronis.Options{Logger: logger, Sleep: o.Sleep}
+	store := secrets.NewStore(secretsmanager.NewFromConfig(awsCfg), secrets.DefaultTTL, time.Now)
+	opts := acronis.Options{Logger: logger}
 	if fn == config.Sweep {
 		// Listing, confirming and writing together stay within what the
 		// operator allowed.
@@ -71,22 +54,26 @@ func Init(ctx context.Context, fn config.Function, getenv func(string) string, o
 	return &Deps{
 		Config:  cfg,
 		Logger:  logger,
+		AWS:     awsCfg,
 		Secrets: store,
 		Acronis: acronis.New(store.Acronis(cfg.AcronisSecretID), opts),
 		Out:     out,
 	}, nil
 }
 
-// Start initialises fn and hands the handler that build makes to the Lambda
-// runtime. A bad configuration stops the function at init with one log line
-// that names the variable and what it accepts.
-func Start(fn config.Function, build func(context.Context, *Deps) (any, error)) {
+// Handler is a function's handler, as package lambda takes it.
+type Handler[In, Out any] = func(context.Context, In) (Out, error)
+
+// Run initialises fn, builds its handler and hands it to the Lambda runtime.
+// A bad configuration stops the function at init with one log line that names
+// the variable and what it accepts.
+func Run[In, Out any](fn config.Function, build func(*Deps) (Handler[In, Out], error)) {
 	ctx := context.Background()
-	deps, err := Init(ctx, fn, os.Getenv, os.Stdout, Options{})
+	deps, err := Init(ctx, fn, os.Getenv, os.Stdout)
 	if err == nil {
-		var handler any
-		if handler, err = build(ctx, deps); err == nil {
-			lambda.Start(handler)
+		var h Handler[In, Out]
+		if h, err = build(deps); err == nil {
+			lambda.StartHandlerFunc(h)
 			return
 		}
 	}

@@ -2,16 +2,16 @@ package app
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"acronismfa/internal/enforce"
-	"acronismfa/internal/worker"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/webhook"
+	"acronismfa/internal/worker"
 )
 
 // Time kept free before an invocation's deadline to answer rather than be cut
@@ -22,8 +22,8 @@ const (
 )
 
 // Webhook is the webhook function's handler.
-func Webhook(d *Deps) *webhook.Handler {
-	return &webhook.Handler{
+func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse], error) {
+	h := &webhook.Handler{
 		Keys: func(ctx context.Context, fresh bool) ([][]byte, error) {
 			if fresh {
 				return d.Secrets.WebhookKeysFresh(ctx, d.Config.WebhookSecretID)
@@ -31,20 +31,21 @@ func Webhook(d *Deps) *webhook.Handler {
 			return d.Secrets.WebhookKeys(ctx, d.Config.WebhookSecretID)
 		},
 		Acronis:   d.Acronis,
-		Rules:     d.Rules(),
+		Rules:     d.Config.Rules(),
 		Logger:    d.Logger,
 		Namespace: d.Config.MetricsNamespace,
 		Out:       d.Out,
 		Now:       time.Now,
 		Reserve:   webhookReserve,
 	}
+	return h.Handle, nil
 }
 
 // Worker is the worker function's handler.
-func Worker(d *Deps) *worker.Handler {
-	return &worker.Handler{
+func Worker(d *Deps) (Handler[events.SQSEvent, events.SQSEventResponse], error) {
+	h := &worker.Handler{
 		Acronis:      d.Acronis,
-		Rules:        d.Rules(),
+		Rules:        d.Config.Rules(),
 		Desired:      d.Config.DesiredEnabled,
 		RootTenantID: d.Config.RootTenantID,
 		// A batch is at most ten messages (the template's BatchSize).
@@ -55,27 +56,24 @@ func Worker(d *Deps) *worker.Handler {
 		Now:         time.Now,
 		Reserve:     workerReserve,
 	}
+	return h.Handle, nil
 }
 
 // Sweep is the sweep function's handler, fanning out to ENFORCE_QUEUE_URL when
 // it is set.
-func Sweep(ctx context.Context, d *Deps) (*sweep.Handler, error) {
+func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
 	s := sweep.Sweeper{
 		Lister:      d.Acronis,
-		Enforcer:    &enforce.Enforcer{API: d.Acronis, Rules: d.Rules()},
+		Enforcer:    &enforce.Enforcer{API: d.Acronis, Rules: d.Config.Rules()},
 		Desired:     d.Config.DesiredEnabled,
 		Concurrency: d.Config.SweepConcurrency,
 		InlineLimit: d.Config.SweepInlineLimit,
 		Now:         time.Now,
 	}
 	if d.Config.EnforceQueueURL != "" {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("AWS configuration for ENFORCE_QUEUE_URL: %w", err)
-		}
-		s.Fanout = &sweep.Fanout{SQS: sqs.NewFromConfig(awsCfg), QueueURL: d.Config.EnforceQueueURL, Concurrency: 8, Attempts: 3}
+		s.Fanout = &sweep.Fanout{SQS: sqs.NewFromConfig(d.AWS), QueueURL: d.Config.EnforceQueueURL, Concurrency: 8, Attempts: 3}
 	}
-	return &sweep.Handler{
+	h := &sweep.Handler{
 		Sweeper:      s,
 		Acronis:      d.Acronis,
 		RootTenantID: d.Config.RootTenantID,
@@ -83,5 +81,6 @@ func Sweep(ctx context.Context, d *Deps) (*sweep.Handler, error) {
 		Logger:       d.Logger,
 		Namespace:    d.Config.MetricsNamespace,
 		Out:          d.Out,
-	}, nil
+	}
+	return h.Handle, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"acronismfa/internal/policy"
 	"acronismfa/internal/tenant"
 )
 
@@ -85,8 +86,8 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 	if c.AllowDisable, err = boolean("MFA_ALLOW_DISABLE", get("MFA_ALLOW_DISABLE")); err != nil {
 		return Config{}, err
 	}
-	if !c.DesiredEnabled && !c.AllowDisable {
-		return Config{}, fmt.Errorf(`config: MFA_DESIRED_STATE="disabled" requires MFA_ALLOW_DISABLE="true": nothing turns MFA off unless disabling is allowed explicitly`)
+	if d, refused := c.Rules().Preflight(policy.Intent{Enable: c.DesiredEnabled}); refused {
+		return Config{}, fmt.Errorf(`config: MFA_DESIRED_STATE="disabled": %s: nothing turns MFA off unless disabling is allowed explicitly`, d.Reason)
 	}
 	if c.DryRun, err = boolean("DRY_RUN", get("DRY_RUN")); err != nil {
 		return Config{}, err
@@ -123,6 +124,15 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		c.MetricsNamespace = v
 	}
 	return c, nil
+}
+
+// Rules is the operator's policy from the configuration.
+func (c Config) Rules() policy.Rules {
+	return policy.Rules{
+		AllowDisable: c.AllowDisable,
+		DryRun:       c.DryRun,
+		Excluded:     policy.NewExclusions(c.ExcludedTenantIDs),
+	}
 }
 
 func missing(name, accepts string) error {

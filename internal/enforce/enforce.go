@@ -1,6 +1,3 @@
-// Package enforce carries out policy decisions for one tenant at a time: it reads
-// what it needs from Acronis, asks package policy, and writes only when the
-// decision is a change. All three triggers enforce through it.
 package enforce
 
 import (
@@ -27,12 +24,33 @@ type Enforcer struct {
 	Rules policy.Rules
 }
 
+// Request asks for one tenant's MFA switch to be brought to Intent.Enable.
+type Request struct {
+	// Tenant is the tenant object as the subtree listing (or the API) showed
+	// it; its MFA state is the starting point, confirmed before any write.
+	Tenant tenant.Tenant
+	Intent policy.Intent
+	// Excluded is the caller's knowledge of the tenant's ancestry: the tenant
+	// or one of its ancestors is in the rules' exclusions.
+	Excluded bool
+}
+
+func (r Request) facts() policy.Facts {
+	return policy.Facts{
+		Kind:          r.Tenant.Kind,
+		Enabled:       r.Tenant.Enabled,
+		MFAOn:         tenant.MFAOn(r.Tenant.MFAStatus),
+		UpdateAllowed: true,
+		Excluded:      r.Excluded,
+	}
+}
+
 // Result is what happened to one tenant; every trigger reports it the same way.
 type Result struct {
 	TenantID   string
 	TenantName string
 	Kind       tenant.Kind
-	Want       bool
+	Intent     policy.Intent
 	Decision   policy.Decision
 	Previous   string           // MFA state before, "" when never read
 	Current    string           // MFA state after, "" when never read
@@ -61,7 +79,7 @@ func (r Result) Quiet() bool {
 // UsersWithoutTOTP counts the users that this result locks out (or would, in a
 // dry run) until they set up TOTP.
 func (r Result) UsersWithoutTOTP() int {
-	if !r.Want || r.Err != nil {
+	if !r.Intent.Enable || r.Err != nil {
 		return 0
 	}
 	if o := r.Decision.Outcome; o != policy.Change && o != policy.WouldChange {
@@ -70,20 +88,23 @@ func (r Result) UsersWithoutTOTP() int {
 	return r.Status.UsersWithoutTOTP()
 }
 
-// ErrDisableNotAllowed refuses a request to turn MFA off while the operator has
-// not allowed it. It is returned before Acronis is asked anything.
-var ErrDisableNotAllowed = errors.New("disabling MFA requires MFA_ALLOW_DISABLE=true")
+// Preview is what the request alone says, before any Acronis request: the
+// listing's decision for a listed tenant.
+func (e *Enforcer) Preview(req Request) policy.Decision {
+	return e.Rules.Decide(req.facts(), req.Intent)
+}
 
-// Apply brings one tenant, known by id, to want. explicit marks a caller's direct
-// request (see policy.Rules.Decide). Failures are in Result.Err, classified by
-// package acronis.
-func (e *Enforcer) Apply(ctx context.Context, tenantID string, want, explicit bool) Result {
-	res := Result{TenantID: tenantID, Want: want}
-	if !want && !e.Rules.AllowDisable {
-		res.Decision = policy.Decision{Outcome: policy.NotAllowed, Reason: ErrDisableNotAllowed.Error()}
+// EnforceID brings the tenant with this id to the intent: it reads the tenant
+// and checks its ancestry against the exclusions, then enforces. An intent the
+// rules refuse outright costs no request. Failures are in Result.Err,
+// classified by package acronis.
+func (e *Enforcer) EnforceID(ctx context.Context, id string, in policy.Intent) Result {
+	res := Result{TenantID: id, Intent: in}
+	if d, refused := e.Rules.Preflight(in); refused {
+		res.Decision = d
 		return res
 	}
-	t, err := e.API.Tenant(ctx, tenantID)
+	t, err := e.API.Tenant(ctx, id)
 	if err != nil {
 		res.Err = err
 		return res
@@ -93,43 +114,24 @@ func (e *Enforcer) Apply(ctx context.Context, tenantID string, want, explicit bo
 		res.Err = err
 		return res
 	}
-	res = e.decide(ctx, t, excluded, want, explicit)
+	res = e.Enforce(ctx, Request{Tenant: t, Intent: in, Excluded: excluded})
 	// A caller named this tenant: its audit line says what came of it, even
 	// when the tenant object alone showed it compliant.
 	res.Requested = true
 	return res
 }
 
-// ApplyListed brings a tenant from the subtree listing to want. The listing
-// carries the MFA state, so a compliant or skipped tenant costs no request; a
-// drifting one is confirmed with its mfa/status before anything is written.
-// excluded is the caller's knowledge of the tenant's ancestry.
-func (e *Enforcer) ApplyListed(ctx context.Context, t tenant.Tenant, excluded, want bool) Result {
-	return e.decide(ctx, t, excluded, want, false)
-}
-
-// Decide is ApplyListed without the Acronis requests: what the listing alone says.
-func (e *Enforcer) Decide(t tenant.Tenant, excluded, want bool) policy.Decision {
-	return e.Rules.Decide(listingFacts(t, excluded), want, false)
-}
-
-func listingFacts(t tenant.Tenant, excluded bool) policy.Facts {
-	return policy.Facts{
-		Kind:          t.Kind,
-		Enabled:       t.Enabled,
-		MFAOn:         tenant.MFAOn(t.MFAStatus),
-		UpdateAllowed: true,
-		Excluded:      excluded,
-	}
-}
-
-func (e *Enforcer) decide(ctx context.Context, t tenant.Tenant, excluded, want, explicit bool) Result {
-	res := Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Want: want, Previous: t.MFAStatus, Current: t.MFAStatus}
-	facts := listingFacts(t, excluded)
-	res.Decision = e.Rules.Decide(facts, want, explicit)
+// Enforce decides from the request, then confirms a change against the
+// tenant's mfa/status before writing it: a compliant or skipped tenant costs
+// no request.
+func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
+	t := req.Tenant
+	res := Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Intent: req.Intent, Previous: t.MFAStatus, Current: t.MFAStatus}
+	facts := req.facts()
+	res.Decision = e.Rules.Decide(facts, req.Intent)
 	switch o := res.Decision.Outcome; {
 	case o == policy.Change, o == policy.WouldChange:
-	case o == policy.Compliant && explicit:
+	case o == policy.Compliant && req.Intent.Origin == policy.ByCaller:
 		// A caller who asked for this tenant gets its user counts back.
 	default:
 		return res
@@ -147,11 +149,12 @@ func (e *Enforcer) decide(ctx context.Context, t tenant.Tenant, excluded, want, 
 	res.Previous, res.Current = status.MFAStatus, status.MFAStatus
 	facts.MFAOn = tenant.MFAOn(status.MFAStatus)
 	facts.UpdateAllowed = status.UpdateAllowed
-	res.Decision = e.Rules.Decide(facts, want, explicit)
+	res.Decision = e.Rules.Decide(facts, req.Intent)
 	if res.Decision.Outcome != policy.Change {
 		return res
 	}
 
+	want := req.Intent.Enable
 	res.Wrote = true
 	after, err := e.API.SetMFA(ctx, t.ID, want)
 	if err != nil && acronis.Retryable(err) && ctx.Err() == nil {
@@ -187,7 +190,7 @@ func (e *Enforcer) Excluded(ctx context.Context, t tenant.Tenant) (bool, error) 
 		if e.Rules.Excluded.Has(t.ID) {
 			return true, nil
 		}
-		if t.ParentID == "" || t.ParentID == t.ID || seen[t.ParentID] {
+		if t.IsRoot() || seen[t.ParentID] {
 			return false, nil
 		}
 		seen[t.ID] = true

@@ -9,7 +9,7 @@ import (
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/tenant"
-	"acronismfa/internal/testenv"
+	"acronismfa/internal/testkit"
 )
 
 // Fixed ids of the fixture tree below the client's own tenant:
@@ -28,9 +28,9 @@ const (
 	unknown        = "10000000-0000-4000-8000-0000000000ff"
 )
 
-func fixture(t *testing.T) *testenv.Env {
+func fixture(t *testing.T) *testkit.Acronis {
 	t.Helper()
-	env := testenv.New(t, testenv.Options{})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{})
 	own := env.Sim.RootID()
 	for _, tn := range []sim.Tenant{
 		{ID: partner, Name: "Partner", Kind: "partner", ParentID: own, Enabled: true, MFAStatus: "enabled", UpdateAllowed: true},
@@ -49,33 +49,33 @@ func fixture(t *testing.T) *testenv.Env {
 
 func TestApply(t *testing.T) {
 	tests := []struct {
-		name     string
-		rules    policy.Rules
-		tenant   string
-		want     bool
-		explicit bool
-		outcome  policy.Outcome
-		puts     int
-		after    string // the tenant's MFA state in Acronis afterwards
-		users    int    // users locked out until they set up TOTP
+		name    string
+		rules   policy.Rules
+		tenant  string
+		want    bool
+		origin  policy.Origin
+		outcome policy.Outcome
+		puts    int
+		after   string // the tenant's MFA state in Acronis afterwards
+		users   int    // users locked out until they set up TOTP
 	}{
-		{"drifting customer enabled", policy.Rules{}, offCustomer, true, false, policy.Change, 1, "enabled", 3},
-		{"dry run writes nothing", policy.Rules{DryRun: true}, offCustomer, true, false, policy.WouldChange, 0, "disabled", 3},
-		{"compliant customer untouched", policy.Rules{}, onCustomer, true, true, policy.Compliant, 0, "enabled", 0},
-		{"unit inherits", policy.Rules{}, unit, true, true, policy.SkippedInherited, 0, "disabled", 0},
-		{"excluded ancestor", policy.Rules{Excluded: policy.NewExclusions([]string{partner})}, offCustomer, true, true, policy.SkippedExcluded, 0, "disabled", 0},
-		{"exclusion elsewhere does not apply", policy.Rules{Excluded: policy.NewExclusions([]string{onCustomer})}, offCustomer, true, true, policy.Change, 1, "enabled", 3},
-		{"update_allowed false", policy.Rules{}, lockedCustomer, true, true, policy.NotAllowed, 0, "disabled", 0},
-		{"suspended tenant left alone by policy", policy.Rules{}, suspended, true, false, policy.SkippedDisabled, 0, "disabled", 0},
-		{"suspended tenant enabled when asked", policy.Rules{}, suspended, true, true, policy.Change, 1, "enabled", 0},
-		{"disable refused without allow", policy.Rules{}, onCustomer, false, true, policy.NotAllowed, 0, "enabled", 0},
-		{"disable allowed", policy.Rules{AllowDisable: true}, onCustomer, false, true, policy.Change, 1, "disabled", 0},
+		{"drifting customer enabled", policy.Rules{}, offCustomer, true, policy.ByPolicy, policy.Change, 1, "enabled", 3},
+		{"dry run writes nothing", policy.Rules{DryRun: true}, offCustomer, true, policy.ByPolicy, policy.WouldChange, 0, "disabled", 3},
+		{"compliant customer untouched", policy.Rules{}, onCustomer, true, policy.ByCaller, policy.Compliant, 0, "enabled", 0},
+		{"unit inherits", policy.Rules{}, unit, true, policy.ByCaller, policy.SkippedInherited, 0, "disabled", 0},
+		{"excluded ancestor", policy.Rules{Excluded: policy.NewExclusions([]string{partner})}, offCustomer, true, policy.ByCaller, policy.SkippedExcluded, 0, "disabled", 0},
+		{"exclusion elsewhere does not apply", policy.Rules{Excluded: policy.NewExclusions([]string{onCustomer})}, offCustomer, true, policy.ByCaller, policy.Change, 1, "enabled", 3},
+		{"update_allowed false", policy.Rules{}, lockedCustomer, true, policy.ByCaller, policy.NotAllowed, 0, "disabled", 0},
+		{"suspended tenant left alone by policy", policy.Rules{}, suspended, true, policy.ByPolicy, policy.SkippedDisabled, 0, "disabled", 0},
+		{"suspended tenant enabled when asked", policy.Rules{}, suspended, true, policy.ByCaller, policy.Change, 1, "enabled", 0},
+		{"disable refused without allow", policy.Rules{}, onCustomer, false, policy.ByCaller, policy.NotAllowed, 0, "enabled", 0},
+		{"disable allowed", policy.Rules{AllowDisable: true}, onCustomer, false, policy.ByCaller, policy.Change, 1, "disabled", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := fixture(t)
 			e := enforce.Enforcer{API: env.Client, Rules: tt.rules}
-			res := e.Apply(t.Context(), tt.tenant, tt.want, tt.explicit)
+			res := e.EnforceID(t.Context(), tt.tenant, policy.Intent{Enable: tt.want, Origin: tt.origin})
 			if res.Err != nil {
 				t.Fatal(res.Err)
 			}
@@ -101,7 +101,7 @@ func TestApply(t *testing.T) {
 func TestApplyRefusedDisableAsksAcronisNothing(t *testing.T) {
 	env := fixture(t)
 	e := enforce.Enforcer{API: env.Client}
-	res := e.Apply(t.Context(), onCustomer, false, true)
+	res := e.EnforceID(t.Context(), onCustomer, policy.Intent{Enable: false, Origin: policy.ByCaller})
 	if res.Decision.Outcome != policy.NotAllowed {
 		t.Fatalf("outcome %s", res.Decision.Outcome)
 	}
@@ -113,7 +113,7 @@ func TestApplyRefusedDisableAsksAcronisNothing(t *testing.T) {
 func TestApplyExplicitCompliantReportsUserCounts(t *testing.T) {
 	env := fixture(t)
 	e := enforce.Enforcer{API: env.Client}
-	res := e.Apply(t.Context(), onCustomer, true, true)
+	res := e.EnforceID(t.Context(), onCustomer, policy.Intent{Enable: true, Origin: policy.ByCaller})
 	if res.Status.UsersCount != 3 || res.Status.UsersWithTOTPEnabledCount != 3 || !res.Status.UpdateAllowed {
 		t.Fatalf("status %+v, want the tenant's user counts", res.Status)
 	}
@@ -137,7 +137,7 @@ func TestApplyFailures(t *testing.T) {
 			env := fixture(t)
 			env.Sim.SetFaults(tt.faults)
 			e := enforce.Enforcer{API: env.Client}
-			res := e.Apply(t.Context(), tt.tenant, true, true)
+			res := e.EnforceID(t.Context(), tt.tenant, policy.Intent{Enable: true, Origin: policy.ByCaller})
 			if !errors.Is(res.Err, tt.class) {
 				t.Fatalf("error %v, want class %v", res.Err, tt.class)
 			}
@@ -153,7 +153,7 @@ func TestApplyListed(t *testing.T) {
 	e := enforce.Enforcer{API: env.Client}
 
 	on, _ := env.Sim.Get(onCustomer)
-	res := e.ApplyListed(t.Context(), listed(on), false, true)
+	res := e.Enforce(t.Context(), enforce.Request{Tenant: listed(on), Intent: policy.Intent{Enable: true}})
 	if !res.Quiet() || len(env.Sim.Requests()) != 0 {
 		t.Fatalf("a tenant listed as compliant cost %d requests (quiet %v)", len(env.Sim.Requests()), res.Quiet())
 	}
@@ -161,7 +161,7 @@ func TestApplyListed(t *testing.T) {
 	// The listing said off, but it is on by now: confirmed, not written.
 	off, _ := env.Sim.Get(offCustomer)
 	env.Sim.SetMFA(offCustomer, "enabled")
-	res = e.ApplyListed(t.Context(), listed(off), false, true)
+	res = e.Enforce(t.Context(), enforce.Request{Tenant: listed(off), Intent: policy.Intent{Enable: true}})
 	if res.Decision.Outcome != policy.Compliant || !res.Requested || res.Quiet() {
 		t.Fatalf("stale listing: outcome %s requested %v", res.Decision.Outcome, res.Requested)
 	}

@@ -53,12 +53,12 @@ func action(r Result) telemetry.Action {
 	}
 	switch r.Decision.Outcome {
 	case policy.Change:
-		if r.Want {
+		if r.Intent.Enable {
 			return telemetry.ActionEnable
 		}
 		return telemetry.ActionDisable
 	case policy.WouldChange:
-		if r.Want {
+		if r.Intent.Enable {
 			return telemetry.ActionWouldEnable
 		}
 		return telemetry.ActionWouldDisable

@@ -1,6 +1,3 @@
-// Package policy decides what to do with one tenant's MFA switch. It is pure: the
-// triggers gather the facts, call Decide, and carry out the decision through
-// package enforce, so all three triggers follow the same rules.
 package policy
 
 import (
@@ -27,6 +24,25 @@ const (
 // is success for a queue message: retrying it would decide the same.
 func (o Outcome) Skipped() bool {
 	return o == SkippedInherited || o == SkippedDisabled || o == SkippedExcluded
+}
+
+// Origin says who asks for a tenant's MFA state, which decides how far policy
+// may go on its own.
+type Origin uint8
+
+const (
+	// ByPolicy is enforcement that nobody asked for by name: sweeps, tenant
+	// events, queue messages without "enabled". It leaves suspended tenants alone.
+	ByPolicy Origin = iota
+	// ByCaller is a caller naming the tenant and the state (a webhook PUT, a
+	// queue message with "enabled"): a suspended tenant is changed as asked.
+	ByCaller
+)
+
+// Intent is what a caller wants done with a tenant's MFA switch.
+type Intent struct {
+	Enable bool // the state wanted: MFA on, or off
+	Origin Origin
 }
 
 // Rules is the operator's configuration that every decision follows.
@@ -73,35 +89,40 @@ type Decision struct {
 	Reason  string
 }
 
-// Decide says what to do to bring a tenant to want (MFA on or off). explicit is
-// true when a caller named this tenant and the state (webhook, queue message with
-// "enabled"): a suspended tenant is then changed as asked, while policy-driven
-// enforcement (sweep, tenant events) leaves suspended tenants alone.
-func (r Rules) Decide(f Facts, want, explicit bool) Decision {
+// disableRefused is the one statement of the disable rule: nothing turns MFA
+// off unless the operator allowed it.
+const disableRefused = "disabling MFA requires MFA_ALLOW_DISABLE=true"
+
+// Preflight is the decision that needs no facts: an intent the rules refuse
+// whatever the tenant. Callers ask it before any request, so that a refused
+// intent costs Acronis nothing.
+func (r Rules) Preflight(in Intent) (Decision, bool) {
+	if !in.Enable && !r.AllowDisable {
+		return Decision{NotAllowed, disableRefused}, true
+	}
+	return Decision{}, false
+}
+
+// Decide says what to do to bring a tenant to the intended state.
+func (r Rules) Decide(f Facts, in Intent) Decision {
+	if d, refused := r.Preflight(in); refused {
+		return d
+	}
+	state := tenant.MFAState(in.Enable)
 	switch {
-	case !want && !r.AllowDisable:
-		return Decision{NotAllowed, "disabling MFA requires MFA_ALLOW_DISABLE=true"}
 	case f.Excluded:
 		return Decision{SkippedExcluded, "tenant or an ancestor is in EXCLUDED_TENANT_IDS"}
 	case f.Kind.InheritsMFA():
 		return Decision{SkippedInherited, string(f.Kind) + " tenants inherit MFA from their parent"}
-	case !f.Enabled && !explicit:
+	case !f.Enabled && in.Origin == ByPolicy:
 		return Decision{SkippedDisabled, "tenant is disabled"}
-	case f.MFAOn == want:
-		return Decision{Compliant, "MFA already " + State(want)}
+	case f.MFAOn == in.Enable:
+		return Decision{Compliant, "MFA already " + state}
 	case !f.UpdateAllowed:
 		return Decision{NotAllowed, "Acronis reports update_allowed: false for this tenant"}
 	case r.DryRun:
-		return Decision{WouldChange, "dry run: MFA would be " + State(want)}
+		return Decision{WouldChange, "dry run: MFA would be " + state}
 	default:
-		return Decision{Change, "MFA " + State(want) + " by policy"}
+		return Decision{Change, "MFA " + state + " by policy"}
 	}
-}
-
-// State names a wanted MFA state the way the API and the configuration do.
-func State(on bool) string {
-	if on {
-		return tenant.MFAEnabled
-	}
-	return tenant.MFADisabled
 }

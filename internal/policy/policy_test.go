@@ -39,7 +39,11 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := tt.rules.Decide(tt.facts, tt.want, tt.explicit)
+			origin := ByPolicy
+			if tt.explicit {
+				origin = ByCaller
+			}
+			d := tt.rules.Decide(tt.facts, Intent{Enable: tt.want, Origin: origin})
 			if d.Outcome != tt.outcome {
 				t.Fatalf("Decide = %s (%s), want %s", d.Outcome, d.Reason, tt.outcome)
 			}

@@ -11,15 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"acronismfa/internal/acronis"
-	"acronismfa/internal/awstest"
+	"acronismfa/internal/testkit"
 )
 
 // TestStoreAgainstMoto reads secrets from a real Secrets Manager emulator
 // through the client production builds, configured only by the environment.
 func TestStoreAgainstMoto(t *testing.T) {
-	endpoint := awstest.Moto(t)
-	awstest.Env(t, endpoint)
-	admin := secretsmanager.NewFromConfig(awstest.Config(t, endpoint))
+	endpoint := testkit.NewMoto(t).Endpoint
+	(&testkit.Moto{Endpoint: endpoint}).Setenv(t)
+	admin := secretsmanager.NewFromConfig(testkit.MotoConfig(t, endpoint))
 	create := func(t *testing.T, name, value string) string {
 		t.Helper()
 		out, err := admin.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/sweep"
-	"acronismfa/internal/testenv"
+	"acronismfa/internal/testkit"
 )
 
 // BenchmarkSweep sweeps generated trees with 10 % of the tenants drifting, on a
@@ -32,7 +33,7 @@ func BenchmarkSweep(b *testing.B) {
 			spec := sim.TreeSpec{Seed: 1, Size: n - 1, Drift: 0.125}
 			for range b.N {
 				b.StopTimer()
-				env := testenv.New(b, testenv.Options{Tree: &spec, MaxInFlight: concurrency, RealSleep: true})
+				env := testkit.NewAcronis(b, testkit.AcronisOptions{Tree: &spec, Client: acronis.Options{MaxInFlight: concurrency}, RealSleep: true})
 				want := expect(env.Sim.All(), nil, false)
 				k := want.Changed + want.NotAllowed // drifting: each costs a GET, all but the locked a PUT
 				env.Sim.SetFaults(sim.Faults{Latency: latency})

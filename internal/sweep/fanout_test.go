@@ -17,13 +17,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/awstest"
 	"acronismfa/internal/policy"
-	"acronismfa/internal/worker"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/telemetry"
-	"acronismfa/internal/testenv"
+	"acronismfa/internal/testkit"
+	"acronismfa/internal/worker"
 )
 
 // recordingSQS passes batches to SQS and remembers their sizes; refuse, when
@@ -75,8 +75,8 @@ type queueEnv struct {
 
 func newQueue(t *testing.T) queueEnv {
 	t.Helper()
-	endpoint := awstest.Moto(t)
-	client := sqs.NewFromConfig(awstest.Config(t, endpoint))
+	endpoint := testkit.NewMoto(t).Endpoint
+	client := sqs.NewFromConfig(testkit.MotoConfig(t, endpoint))
 	q, err := client.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String("enforce")})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func drifting(all []sim.Tenant) []string {
 // the standard configuration, with only AWS_ENDPOINT_URL_SQS pointing at moto.
 func sqsFromEnvironment(t *testing.T, endpoint string) *sqs.Client {
 	t.Helper()
-	for k, v := range awstest.EnvVars(endpoint) {
+	for k, v := range (&testkit.Moto{Endpoint: endpoint}).Env() {
 		t.Setenv(k, v)
 	}
 	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // nothing listens: only the SQS endpoint may be used
@@ -139,7 +139,7 @@ func sqsFromEnvironment(t *testing.T, endpoint string) *sqs.Client {
 }
 
 func TestFanoutHandsDriftingTenantsToTheWorker(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 21, Size: 1200}})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 21, Size: 1200}})
 	q := newQueue(t)
 	want := drifting(env.Sim.All())
 	expected := expect(env.Sim.All(), nil, false)
@@ -220,7 +220,7 @@ func intersect(a, b []string) []string {
 }
 
 func TestFanoutRetriesRefusedEntriesAndReportsTheRest(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 22, Size: 300}})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 22, Size: 300}})
 	q := newQueue(t)
 	want := drifting(env.Sim.All())
 	if len(want) < 3 {
@@ -249,7 +249,7 @@ func TestFanoutRetriesRefusedEntriesAndReportsTheRest(t *testing.T) {
 }
 
 func TestDryRunNeverFansOut(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 23, Size: 300}})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 23, Size: 300}})
 	rec := &recordingSQS{sqs: failingSQS{}}
 	s := newSweeper(env, policy.Rules{}, &audits{})
 	s.InlineLimit = 10
@@ -264,7 +264,7 @@ func TestDryRunNeverFansOut(t *testing.T) {
 }
 
 func TestDeadlineHandsTheRestToTheQueue(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 24, Size: 2000}, MaxInFlight: 8})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 24, Size: 2000}, Client: acronis.Options{MaxInFlight: 8}})
 	q := newQueue(t)
 	env.Sim.SetFaults(sim.Faults{Latency: 20 * time.Millisecond})
 	want := drifting(env.Sim.All())

@@ -22,7 +22,7 @@ import (
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
-	"acronismfa/internal/testenv"
+	"acronismfa/internal/testkit"
 )
 
 // Fixed ids of the sweep handler tests' tree below the API client's own tenant
@@ -70,9 +70,9 @@ func dry(s sweep.Summary) sweep.Summary {
 	return s
 }
 
-func sweepFixture(t *testing.T) *testenv.Env {
+func sweepFixture(t *testing.T) *testkit.Acronis {
 	t.Helper()
-	env := testenv.New(t, testenv.Options{})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{})
 	own := env.Sim.RootID()
 	for _, tn := range []sim.Tenant{
 		{ID: pA, Name: "Partner A", Kind: "partner", ParentID: own, Enabled: true, MFAStatus: "enabled", UpdateAllowed: true},
@@ -136,7 +136,7 @@ func (o *sweepOut) lines(t *testing.T) []map[string]any {
 }
 
 type sweepFn struct {
-	env  *testenv.Env
+	env  *testkit.Acronis
 	h    *sweep.Handler
 	logs sweepOut
 	out  sweepOut
@@ -224,7 +224,7 @@ func withDetail(t *testing.T, detail string) []byte {
 
 // mfaStates maps every tenant of the tree that has a setting of its own (not a
 // folder or unit, which follow their parent) to its MFA being on.
-func mfaStates(env *testenv.Env) map[string]bool {
+func mfaStates(env *testkit.Acronis) map[string]bool {
 	m := map[string]bool{}
 	for _, tn := range env.Sim.All() {
 		if tn.Kind != "folder" && tn.Kind != "unit" {

@@ -194,7 +194,7 @@ func (r *run) list(ctx context.Context, work chan<- tenant.Tenant, rootExcluded 
 			}
 			held = nil
 		}
-		d := r.enf.Decide(t, isExcluded, r.Desired)
+		d := r.enf.Preview(enforce.Request{Tenant: t, Intent: r.intent(), Excluded: isExcluded})
 		switch {
 		case d.Outcome != policy.Change && d.Outcome != policy.WouldChange:
 			r.record(ctx, r.result(t, d, nil))
@@ -260,7 +260,7 @@ func (r *run) walkChildren(ctx context.Context, visit func(tenant.Tenant)) error
 // deadline is too near to start.
 func (r *run) enforce(ctx context.Context, t tenant.Tenant) {
 	if !r.late() {
-		r.settle(ctx, attempt{t: t, res: r.enf.ApplyListed(r.workCtx, t, false, r.Desired)})
+		r.settle(ctx, attempt{t: t, res: r.enf.Enforce(r.workCtx, enforce.Request{Tenant: t, Intent: r.intent()})})
 		return
 	}
 	r.handOver(ctx, attempt{t: t})
@@ -313,7 +313,7 @@ func (r *run) retry(ctx context.Context) {
 						r.handOver(ctx, a)
 						continue
 					}
-					a.res = again(a.res, r.enf.ApplyListed(r.workCtx, a.t, false, r.Desired))
+					a.res = again(a.res, r.enf.Enforce(r.workCtx, enforce.Request{Tenant: a.t, Intent: r.intent()}))
 					r.settle(ctx, a)
 				}
 			})
@@ -360,10 +360,13 @@ func (r *run) collectFanout(ctx context.Context, results <-chan sendResult) {
 	}
 }
 
+// intent is what a sweep enforces: the desired state, by policy.
+func (r *run) intent() policy.Intent { return policy.Intent{Enable: r.Desired, Origin: policy.ByPolicy} }
+
 func (r *run) late() bool { return !r.stopAt.IsZero() && !r.Now().Before(r.stopAt) }
 
 func (r *run) result(t tenant.Tenant, d policy.Decision, err error) enforce.Result {
-	return enforce.Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Want: r.Desired,
+	return enforce.Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Intent: r.intent(),
 		Decision: d, Previous: t.MFAStatus, Current: t.MFAStatus, Err: err}
 }
 

@@ -2,18 +2,19 @@ package sweep_test
 
 import (
 	"context"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/sweep"
-	"acronismfa/internal/testenv"
+	"acronismfa/internal/testkit"
 )
 
 // expect counts a tree's initial state the way the contract buckets it, from the
@@ -81,7 +82,7 @@ func (a *audits) record(_ context.Context, r enforce.Result) {
 	}
 }
 
-func newSweeper(env *testenv.Env, rules policy.Rules, a *audits) *sweep.Sweeper {
+func newSweeper(env *testkit.Acronis, rules policy.Rules, a *audits) *sweep.Sweeper {
 	return &sweep.Sweeper{
 		Lister:      env.Client,
 		Enforcer:    &enforce.Enforcer{API: env.Client, Rules: rules},
@@ -119,7 +120,7 @@ func comparable(s sweep.Summary) sweep.Summary {
 func TestSweepSummaryMatchesTheTree(t *testing.T) {
 	for _, dryRun := range []bool{false, true} {
 		t.Run(map[bool]string{false: "real", true: "dry run"}[dryRun], func(t *testing.T) {
-			env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 7, Size: 3000, Locked: 0.03}})
+			env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 7, Size: 3000, Locked: 0.03}})
 			all := env.Sim.All()
 			exclude := partnersOf(all, 2)
 			excluded := map[string]bool{}
@@ -182,7 +183,7 @@ func TestSweepSummaryMatchesTheTree(t *testing.T) {
 
 func TestSweepFallsBackToChildrenWalk(t *testing.T) {
 	for _, status := range []int{403, 404} {
-		env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 3, Size: 400}})
+		env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 3, Size: 400}})
 		want := expect(env.Sim.All(), nil, false)
 		env.Sim.SetFaults(sim.Faults{SubtreeStatus: status})
 		got, err := newSweeper(env, policy.Rules{}, &audits{}).Run(t.Context(), sweep.Run{RootTenantID: env.Sim.RootID()})
@@ -199,7 +200,7 @@ func TestSweepFallsBackToChildrenWalk(t *testing.T) {
 }
 
 func TestSweepOneTenantsFailureDoesNotStopIt(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 5, Size: 500}})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 5, Size: 500}})
 	all := env.Sim.All()
 	want := expect(all, nil, false)
 	var victim string
@@ -224,7 +225,7 @@ func TestSweepOneTenantsFailureDoesNotStopIt(t *testing.T) {
 }
 
 func TestSweepWithinDeadlineAccountsForEveryTenant(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 11, Size: 2000}, MaxInFlight: 8})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 11, Size: 2000}, Client: acronis.Options{MaxInFlight: 8}})
 	// About 200 drifting tenants at 2 × 50 ms, 8 at a time, need 2.5 s: more
 	// than the deadline allows, while the one-page listing fits easily.
 	env.Sim.SetFaults(sim.Faults{Latency: 50 * time.Millisecond})
@@ -265,7 +266,7 @@ func TestSweepWithinDeadlineAccountsForEveryTenant(t *testing.T) {
 // tenants with 500 drifting: the listing costs ceil(N/5000) requests and each
 // drifting tenant a GET and a PUT, so the total is about ceil(N/5000) + 2K, not N.
 func TestSweepRequestCount(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 1, Size: 9999, Drift: 0.0625, Disabled: -1, Locked: -1}})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 1, Size: 9999, Drift: 0.0625, Disabled: -1, Locked: -1}})
 	want := expect(env.Sim.All(), nil, false)
 	n, k := want.TenantsSeen, want.Changed
 	if _, err := newSweeper(env, policy.Rules{}, &audits{}).Run(t.Context(), sweep.Run{RootTenantID: env.Sim.RootID()}); err != nil {
@@ -286,7 +287,7 @@ func TestSweepRequestCount(t *testing.T) {
 }
 
 func TestSweepCredentialsRejectedFailsLoudly(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 2, Size: 50}})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 2, Size: 50}})
 	env.Sim.SetClientSecret("rotated-away")
 	_, err := newSweeper(env, policy.Rules{}, &audits{}).Run(t.Context(), sweep.Run{RootTenantID: env.Sim.RootID()})
 	if err == nil || !strings.Contains(err.Error(), acronis.ErrUnauthorized.Error()) {
@@ -303,7 +304,7 @@ func TestSweepBelowAnExcludedTenantChangesNothing(t *testing.T) {
 		unit     = "30000000-0000-4000-8000-000000000003"
 	)
 	for _, exclude := range []bool{false, true} {
-		env := testenv.New(t, testenv.Options{})
+		env := testkit.NewAcronis(t, testkit.AcronisOptions{})
 		for _, tn := range []sim.Tenant{
 			{ID: partner, Kind: "partner", ParentID: env.Sim.RootID(), Enabled: true, MFAStatus: "enabled", UpdateAllowed: true},
 			{ID: customer, Kind: "customer", ParentID: partner, Enabled: true, MFAStatus: "disabled", UpdateAllowed: true},
@@ -342,7 +343,7 @@ func (hangingSQS) SendMessageBatch(ctx context.Context, _ *sqs.SendMessageBatchI
 // A queue that does not answer costs the tenants meant for it, reported as
 // failed, and never the sweep's answer before the deadline.
 func TestSweepAnswersWhenTheQueueHangs(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Tree: &sim.TreeSpec{Seed: 31, Size: 500}})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 31, Size: 500}})
 	want := expect(env.Sim.All(), nil, false)
 	s := newSweeper(env, policy.Rules{}, &audits{})
 	s.InlineLimit = 10

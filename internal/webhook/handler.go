@@ -131,16 +131,17 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	if err != nil {
 		return Status{}, badRequest(err)
 	}
-	if !enabled && !h.Rules.AllowDisable {
-		h.refuseDisable(ctx, route.TenantID, metrics)
-		return Status{}, &apiError{http.StatusForbidden, "disable_not_allowed",
-			"disabling MFA is not allowed: the operator has not set MFA_ALLOW_DISABLE=true", 0, nil}
-	}
+	intent := policy.Intent{Enable: enabled, Origin: policy.ByCaller}
+	_, refused := h.Rules.Preflight(intent)
 	enf := enforce.Enforcer{API: h.Acronis, Rules: h.Rules}
-	res := enf.Apply(ctx, route.TenantID, enabled, true)
+	res := enf.EnforceID(ctx, route.TenantID, intent)
 	enforce.Audit(ctx, h.Logger, res, "", h.Rules.DryRun)
 	enforce.Count(metrics, res)
-	if res.Err != nil {
+	switch {
+	case refused:
+		return Status{}, &apiError{http.StatusForbidden, "disable_not_allowed",
+			"disabling MFA is not allowed: the operator has not set MFA_ALLOW_DISABLE=true", 0, nil}
+	case res.Err != nil:
 		return Status{}, acronisError(res.Err)
 	}
 	switch res.Decision.Outcome {
@@ -153,14 +154,6 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	changed, dryRun := res.Changed(), h.Rules.DryRun
 	st.Changed, st.DryRun = &changed, &dryRun
 	return st, nil
-}
-
-// refuseDisable audits a refused disable request without asking Acronis anything.
-func (h *Handler) refuseDisable(ctx context.Context, tenantID string, metrics *telemetry.Metrics) {
-	res := enforce.Result{TenantID: tenantID, Want: false,
-		Decision: policy.Decision{Outcome: policy.NotAllowed, Reason: enforce.ErrDisableNotAllowed.Error()}}
-	enforce.Audit(ctx, h.Logger, res, "", h.Rules.DryRun)
-	enforce.Count(metrics, res)
 }
 
 // verify checks the signature with the cached keys, and once more with freshly

@@ -26,7 +26,7 @@ import (
 	"acronismfa/internal/policy"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
-	"acronismfa/internal/testenv"
+	"acronismfa/internal/testkit"
 	"acronismfa/internal/webhook"
 )
 
@@ -86,15 +86,15 @@ func (b *lockedBuffer) take() []byte {
 }
 
 type hook struct {
-	env  *testenv.Env
+	env  *testkit.Acronis
 	h    *webhook.Handler
 	logs lockedBuffer
 	out  lockedBuffer
 }
 
-func whFixture(t *testing.T) *testenv.Env {
+func whFixture(t *testing.T) *testkit.Acronis {
 	t.Helper()
-	env := testenv.New(t, testenv.Options{})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{})
 	own := env.Sim.RootID()
 	ownTenant, _ := env.Sim.Get(own)
 	for _, tn := range []sim.Tenant{
@@ -122,7 +122,7 @@ func newHook(t *testing.T, rules policy.Rules) *hook {
 	return newHookOn(t, whFixture(t), rules)
 }
 
-func newHookOn(t *testing.T, env *testenv.Env, rules policy.Rules) *hook {
+func newHookOn(t *testing.T, env *testkit.Acronis, rules policy.Rules) *hook {
 	t.Helper()
 	k := &hook{env: env}
 	k.h = &webhook.Handler{
@@ -345,7 +345,7 @@ func wantAudit(t *testing.T, r result, tenantID, action string) map[string]any {
 // body, and net/http only notices a caller hanging up once the body is read, so
 // a token POST abandoned by its caller would keep the server (and the test's
 // cleanup) waiting the full latency; a GET without a body ends at once.
-func warmToken(t *testing.T, env *testenv.Env) {
+func warmToken(t *testing.T, env *testkit.Acronis) {
 	t.Helper()
 	if _, err := env.Client.OwnTenantID(t.Context()); err != nil {
 		t.Fatal(err)
@@ -353,7 +353,7 @@ func warmToken(t *testing.T, env *testenv.Env) {
 	env.Sim.ResetRequests()
 }
 
-func simState(t *testing.T, env *testenv.Env, id string) bool {
+func simState(t *testing.T, env *testkit.Acronis, id string) bool {
 	t.Helper()
 	tn, ok := env.Sim.Get(id)
 	if !ok {

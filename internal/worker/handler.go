@@ -85,7 +85,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	h.resolveNames(ctx, jobs, func(j job, err error) {
 		h.failed(ctx, j, "tenant name not resolved", err)
-		res := enforce.Result{TenantName: j.msg.TenantName, Want: h.want(j.msg), Err: err}
+		res := enforce.Result{TenantName: j.msg.TenantName, Intent: h.intent(j.msg), Err: err}
 		enforce.Audit(ctx, h.Logger, res, j.msg.SweepID, h.Rules.DryRun)
 		enforce.Count(metrics, res)
 		fail(j.messageID)
@@ -112,7 +112,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		wg.Go(func() {
 			defer func() { <-slots }()
 			for _, j := range groups[id] {
-				res := enf.Apply(ctx, j.tenantID, h.want(j.msg), j.msg.Enabled != nil)
+				res := enf.EnforceID(ctx, j.tenantID, h.intent(j.msg))
 				enforce.Audit(ctx, h.Logger, res, j.msg.SweepID, h.Rules.DryRun)
 				enforce.Count(metrics, res)
 				// A refusal fails an explicit request, whose caller must learn the
@@ -152,11 +152,13 @@ func (h *Handler) failed(ctx context.Context, j job, reason string, err error) {
 	h.Logger.ErrorContext(ctx, "message failed", attrs...)
 }
 
-func (h *Handler) want(m Message) bool {
+// intent is what a message asks for: the state it names, or MFA_DESIRED_STATE
+// by policy.
+func (h *Handler) intent(m Message) policy.Intent {
 	if m.Enabled != nil {
-		return *m.Enabled
+		return policy.Intent{Enable: *m.Enabled, Origin: policy.ByCaller}
 	}
-	return h.Desired
+	return policy.Intent{Enable: h.Desired, Origin: policy.ByPolicy}
 }
 
 // resolveNames finds the id of every job that names its tenant, concurrently.

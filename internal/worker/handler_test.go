@@ -22,7 +22,7 @@ import (
 	"acronismfa/internal/policy"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
-	"acronismfa/internal/testenv"
+	"acronismfa/internal/testkit"
 	"acronismfa/internal/worker"
 )
 
@@ -60,9 +60,9 @@ const qNamespace = "AcronisMFA/Test"
 
 var qClock = time.Unix(1_767_225_600, 0)
 
-func qFixture(t *testing.T) *testenv.Env {
+func qFixture(t *testing.T) *testkit.Acronis {
 	t.Helper()
-	env := testenv.New(t, testenv.Options{})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{})
 	own := env.Sim.RootID()
 	for _, tn := range []sim.Tenant{
 		{ID: qPartner, Name: "Partner", Kind: "partner", ParentID: own, Enabled: true, MFAStatus: "enabled", UpdateAllowed: true},
@@ -116,13 +116,13 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 }
 
 type workerRig struct {
-	env  *testenv.Env
+	env  *testkit.Acronis
 	h    *worker.Handler
 	logs syncBuffer
 	out  syncBuffer
 }
 
-func newWorker(t *testing.T, env *testenv.Env, rules policy.Rules) *workerRig {
+func newWorker(t *testing.T, env *testkit.Acronis, rules policy.Rules) *workerRig {
 	t.Helper()
 	w := &workerRig{env: env}
 	w.h = &worker.Handler{
@@ -222,7 +222,7 @@ func (b batch) auditsFor(key, value string) []map[string]any {
 	return out
 }
 
-func mfaOn(t *testing.T, env *testenv.Env, id string) bool {
+func mfaOn(t *testing.T, env *testkit.Acronis, id string) bool {
 	t.Helper()
 	tn, ok := env.Sim.Get(id)
 	if !ok {
@@ -643,7 +643,7 @@ func TestHandleSampleBatch(t *testing.T) {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		t.Fatal(err)
 	}
-	env := testenv.New(t, testenv.Options{})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{})
 	ids := []string{"3f0b8c2e-6a4d-4b7e-9c1a-2d5e8f7a9b10", "5a1c9e3b-7d2f-4c8a-b6e4-1f0d2c3b4a55", "8d2f4a61-0b3c-4e5d-a7f8-9c0b1d2e3f41", ""}
 	names := []string{"Acme", "Globex", "Initech", "Contoso Ltd"}
 	for i, id := range ids {
@@ -671,7 +671,7 @@ func TestHandleSampleBatch(t *testing.T) {
 // is past the hits the client reads: the message must not be applied to the
 // first one as if it were the only one.
 func TestHandleAmbiguousNameAmongManyPartialMatches(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{})
 	first := "30000000-0000-4000-8000-000000000100"
 	second := "30000000-0000-4000-8000-000000000200"
 	add := func(id, name string) {

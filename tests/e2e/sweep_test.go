@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/lambdarun"
+	"acronismfa/internal/testkit"
 )
 
 // summaryKeys are the fields of the sweep summary, contract section 6.
@@ -118,7 +118,7 @@ func TestSweep(t *testing.T) {
 			t.Error("dry run changed the tree")
 		}
 		would := 0
-		for _, m := range lambdarun.AuditLines(inv.lines) {
+		for _, m := range testkit.AuditLines(inv.lines) {
 			if m["action"] == "would_enable" {
 				would++
 			}
@@ -165,7 +165,7 @@ func TestSweep(t *testing.T) {
 	})
 
 	fn.Stop()
-	checkLogs(t, fn.Lines().Lines(), "sweep", "schedule", true)
+	checkLogs(t, fn.Output().Lines(), "sweep", "schedule", true)
 }
 
 // A sweep over more tenants than SWEEP_INLINE_LIMIT hands the drifting ones to
@@ -202,8 +202,8 @@ func TestSweepFanOutThroughQueue(t *testing.T) {
 	}
 	sweepFn.Stop()
 	workerFn.Stop()
-	checkLogs(t, sweepFn.Lines().Lines(), "sweep", "schedule", true)
-	checkLogs(t, workerFn.Lines().Lines(), "worker", "sqs", true)
+	checkLogs(t, sweepFn.Output().Lines(), "sweep", "schedule", true)
+	checkLogs(t, workerFn.Output().Lines(), "worker", "sqs", true)
 }
 
 // receiveAll takes want messages off the queue, as SQS records for the worker.

@@ -1,4 +1,4 @@
-package lambdarun
+package testkit
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 
 func TestLinesSplitsWritesIntoLines(t *testing.T) {
 	var tee bytes.Buffer
-	l := NewLines(&tee)
+	l := NewOutput(&tee)
 	for _, chunk := range []string{"first li", "ne\nsecond\r\nthi", "rd"} {
 		if n, err := l.Write([]byte(chunk)); n != len(chunk) || err != nil {
 			t.Fatalf("Write(%q) = %d, %v", chunk, n, err)
@@ -33,7 +33,7 @@ func TestLinesSplitsWritesIntoLines(t *testing.T) {
 }
 
 func TestLinesWait(t *testing.T) {
-	l := NewLines(nil)
+	l := NewOutput(nil)
 	l.Write([]byte("old EMF {\"_aws\":{}}\n"))
 	mark := l.Mark()
 	go l.Write([]byte("{\"message\":\"x\"}\n{\"_aws\":{}}\n"))

@@ -1,4 +1,4 @@
-package hardening_test
+package faults_test
 
 import (
 	"bufio"
@@ -27,13 +27,12 @@ import (
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/app"
-	"acronismfa/internal/awstest"
 	"acronismfa/internal/config"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 	"acronismfa/internal/webhook"
-	"acronismfa/internal/worker"
 )
 
 // lockedBuffer is a function's stdout: log lines and EMF documents, written
@@ -316,7 +315,7 @@ type stack struct {
 func newStack(t *testing.T, o sim.Options, tree *sim.TreeSpec) *stack {
 	t.Helper()
 	r := newRig(t, o, tree)
-	moto := awstest.Moto(t)
+	moto := testkit.NewMoto(t).Endpoint
 	target, err := url.Parse(moto)
 	if err != nil {
 		t.Fatal(err)
@@ -324,11 +323,11 @@ func newStack(t *testing.T, o sim.Options, tree *sim.TreeSpec) *stack {
 	spy := &awsSpy{proxy: httputil.NewSingleHostReverseProxy(target)}
 	srv := httptest.NewServer(spy)
 	t.Cleanup(srv.Close)
-	awstest.Env(t, srv.URL)
+	(&testkit.Moto{Endpoint: srv.URL}).Setenv(t)
 	st := &stack{
 		rig:           r,
 		aws:           spy,
-		admin:         secretsmanager.NewFromConfig(awstest.Config(t, moto)),
+		admin:         secretsmanager.NewFromConfig(testkit.MotoConfig(t, moto)),
 		acronisSecret: "acronis-credentials",
 		webhookSecret: "webhook-keys",
 		key:           []byte("k-" + rand.Text()), // printable, so that a leak of the raw key is findable
@@ -392,7 +391,7 @@ func (st *stack) start(fn config.Function, vars map[string]string) *function {
 		env[k] = v
 	}
 	out := &lockedBuffer{}
-	d, err := app.Init(context.Background(), fn, func(k string) string { return env[k] }, out, app.Options{Sleep: noSleep})
+	d, err := app.Init(context.Background(), fn, func(k string) string { return env[k] }, out)
 	if err != nil {
 		st.t.Fatalf("init %s: %v", fn, err)
 	}
@@ -413,7 +412,7 @@ func (r *rig) direct(fn config.Function, vars map[string]string, opts acronis.Op
 		r.t.Fatal(err)
 	}
 	out := &lockedBuffer{}
-	logger := telemetry.NewLogger(out, string(fn), app.Trigger[fn], telemetry.LevelFromEnv(func(k string) string { return env[k] }))
+	logger := telemetry.NewLogger(out, string(fn), map[config.Function]string{config.Webhook: "http", config.Worker: "sqs", config.Sweep: "schedule"}[fn], telemetry.LevelFromEnv(func(k string) string { return env[k] }))
 	opts.Logger = logger
 	if opts.Sleep == nil {
 		opts.Sleep = noSleep
@@ -421,22 +420,29 @@ func (r *rig) direct(fn config.Function, vars map[string]string, opts acronis.Op
 	if fn == config.Sweep {
 		opts.MaxInFlight = cfg.SweepConcurrency
 	}
-	creds := acronis.StaticCredentials{BaseURL: r.url, ClientID: r.sim.ClientID(), ClientSecret: r.sim.ClientSecret()}
+	creds := testkit.StaticCredentials{BaseURL: r.url, ClientID: r.sim.ClientID(), ClientSecret: r.sim.ClientSecret()}
 	return &function{deps: &app.Deps{Config: cfg, Logger: logger, Acronis: acronis.New(creds, opts), Out: out}, out: out}
 }
 
-// webhook, worker and sweep are the functions' handlers, built as in production.
-func (f *function) webhook() *webhook.Handler { return app.Webhook(f.deps) }
+// handle is a function's handler, built as in production.
+type handle[In, Out any] struct{ Handle app.Handler[In, Out] }
 
-func (f *function) worker() *worker.Handler { return app.Worker(f.deps) }
-
-func (f *function) sweep() *sweep.Handler {
-	h, err := app.Sweep(context.Background(), f.deps)
+func build[In, Out any](h app.Handler[In, Out], err error) handle[In, Out] {
 	if err != nil {
 		panic(err)
 	}
-	return h
+	return handle[In, Out]{h}
 }
+
+func (f *function) webhook() handle[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse] {
+	return build(app.Webhook(f.deps))
+}
+
+func (f *function) worker() handle[events.SQSEvent, events.SQSEventResponse] {
+	return build(app.Worker(f.deps))
+}
+
+func (f *function) sweep() handle[json.RawMessage, sweep.Summary] { return build(app.Sweep(f.deps)) }
 
 // signed is a webhook request signed with key now.
 func signed(key []byte, method, tenantID, body string) events.APIGatewayV2HTTPRequest {
@@ -447,7 +453,7 @@ func signed(key []byte, method, tenantID, body string) events.APIGatewayV2HTTPRe
 		Headers: map[string]string{
 			"webhook-id":        id,
 			"webhook-timestamp": strconv.FormatInt(now.Unix(), 10),
-			"webhook-signature": webhook.Sign(key, id, now, []byte(body)),
+			"webhook-signature": testkit.Sign(key, id, now, []byte(body)),
 			"content-type":      "application/json",
 		},
 		Body:           body,

@@ -1,4 +1,4 @@
-package lambdarun
+package testkit
 
 import (
 	"context"
@@ -35,9 +35,6 @@ func startProcess(cmd *exec.Cmd, out io.Writer) (*process, error) {
 	}()
 	return p, nil
 }
-
-// pollInterval is how often readiness and output are polled.
-const pollInterval = 10 * time.Millisecond
 
 // waitReady polls ready until it succeeds, the process exits, ctx ends or
 // timeout passes.

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/lambdarun"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 )
 
 // sqsResponse is events.SQSEventResponse as it goes over the wire.
@@ -119,7 +119,7 @@ func TestWorker(t *testing.T) {
 		t.Errorf("EMF TenantsFailed %v, want 3 (malformed, unknown id, unknown name)", got)
 	}
 	enabled := map[string]bool{}
-	for _, a := range lambdarun.AuditLines(inv.lines) {
+	for _, a := range testkit.AuditLines(inv.lines) {
 		if a["action"] == "enable" {
 			enabled[str(a["tenant_id"])] = true
 		}
@@ -130,7 +130,7 @@ func TestWorker(t *testing.T) {
 		}
 	}
 	fn.Stop()
-	lines := fn.Lines().Lines()
+	lines := fn.Output().Lines()
 	checkLogs(t, lines, "worker", "sqs", true)
 	if !slices.ContainsFunc(lines, func(l string) bool {
 		return strings.Contains(l, "m-malformed") && strings.Contains(l, `"level":"ERROR"`)
@@ -144,7 +144,7 @@ func TestWorkerInitFailure(t *testing.T) {
 	fn := start(t, "worker", map[string]string{
 		"AWS_REGION": "us-east-1", "ACRONIS_SECRET_ID": "acronis-mfa/acronis", "MFA_DESIRED_STATE": "bogus",
 	})
-	mark := fn.Lines().Mark()
+	mark := fn.Output().Mark()
 	status, body, err := fn.Invoke(t.Context(), sqsEvent(t, sqsRecord(t, "m-1", `{"tenant_id":"00000000-0000-4000-8000-000000000000"}`)))
 	if err != nil {
 		t.Fatal(err)
@@ -152,13 +152,13 @@ func TestWorkerInitFailure(t *testing.T) {
 	if status != 502 {
 		t.Errorf("emulator answered %d %s, want 502 for a failed init", status, body)
 	}
-	isJSON := func(l string) bool { _, ok := lambdarun.JSONObject(l); return ok }
-	if _, err := fn.Lines().Wait(t.Context(), mark, 10*time.Second, isJSON); err != nil {
+	isJSON := func(l string) bool { _, ok := testkit.JSONObject(l); return ok }
+	if _, err := fn.Output().Wait(t.Context(), mark, 10*time.Second, isJSON); err != nil {
 		t.Fatal(err)
 	}
 	fn.Stop()
 	var logs []string
-	for _, l := range fn.Lines().Lines() {
+	for _, l := range fn.Output().Lines() {
 		if isJSON(l) {
 			logs = append(logs, l)
 		}
@@ -166,10 +166,10 @@ func TestWorkerInitFailure(t *testing.T) {
 	if len(logs) != 1 {
 		t.Fatalf("%d JSON lines from a failed init, want exactly 1:\n%s", len(logs), strings.Join(logs, "\n"))
 	}
-	m, _ := lambdarun.JSONObject(logs[0])
+	m, _ := testkit.JSONObject(logs[0])
 	msg := str(m["message"])
 	if m["level"] != "ERROR" || !strings.Contains(msg, "MFA_DESIRED_STATE") || !strings.Contains(msg, "enabled") || !strings.Contains(msg, "disabled") {
 		t.Errorf("init failure line %s: want ERROR naming MFA_DESIRED_STATE and what it accepts", logs[0])
 	}
-	checkLogs(t, fn.Lines().Lines(), "worker", "sqs", false)
+	checkLogs(t, fn.Output().Lines(), "worker", "sqs", false)
 }

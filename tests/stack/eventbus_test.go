@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"acronismfa/internal/awstest"
+	"acronismfa/internal/testkit"
 )
 
 // putEventsEntry is one entry of events/tenant-created-entry.json, the file an
@@ -71,8 +71,8 @@ func TestTenantCreatedReachesQueue(t *testing.T) {
 		t.Fatalf("events/tenant-created-entry.json Detail %q: want {\"tenant_id\": \"<uuid>\"} (%v)", entry.Detail, err)
 	}
 
-	endpoint := awstest.Moto(t)
-	cfg := awstest.Config(t, endpoint)
+	endpoint := testkit.NewMoto(t).Endpoint
+	cfg := testkit.MotoConfig(t, endpoint)
 	eb := eventbridge.NewFromConfig(cfg)
 	sq := sqs.NewFromConfig(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package lambdarun
+package testkit
 
 import "os/exec"
 

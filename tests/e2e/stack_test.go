@@ -26,9 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/awstest"
-	"acronismfa/internal/lambdarun"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 	"acronismfa/internal/webhook"
 )
 
@@ -65,7 +64,7 @@ func bootstrap(t *testing.T, name string) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		bootstraps, buildErr = lambdarun.BuildFunctions(ctx, buildDir, "webhook", "worker", "sweep")
+		bootstraps, buildErr = testkit.BuildFunctions(ctx, buildDir, "webhook", "worker", "sweep")
 	})
 	if buildErr != nil {
 		t.Fatalf("build the functions: %v", buildErr)
@@ -75,7 +74,7 @@ func bootstrap(t *testing.T, name string) string {
 
 func rie(t *testing.T) string {
 	t.Helper()
-	p, err := lambdarun.FindRIE()
+	p, err := testkit.FindRIE()
 	if err != nil {
 		t.Fatal(err) // never skip: a skipped end-to-end test proves nothing
 	}
@@ -100,8 +99,8 @@ func newStack(t *testing.T, tree sim.TreeSpec) *stack {
 	srv := httptest.NewServer(s.sim) // 127.0.0.1: http:// is accepted for loopback
 	t.Cleanup(srv.Close)
 
-	s.moto = awstest.Moto(t)
-	s.aws = awstest.Config(t, s.moto)
+	s.moto = testkit.NewMoto(t).Endpoint
+	s.aws = testkit.MotoConfig(t, s.moto)
 	ctx := t.Context()
 	sm := secretsmanager.NewFromConfig(s.aws)
 	acr, err := json.Marshal(map[string]string{"base_url": srv.URL, "client_id": s.sim.ClientID(), "client_secret": clientSecret})
@@ -133,7 +132,7 @@ func newStack(t *testing.T, tree sim.TreeSpec) *stack {
 // env is a function's environment: moto's SDK variables, the contract's
 // variables pointing at this stack, then extra (an empty value removes one).
 func (s *stack) env(extra map[string]string) map[string]string {
-	env := awstest.EnvVars(s.moto)
+	env := (&testkit.Moto{Endpoint: s.moto}).Env()
 	delete(env, "AWS_SESSION_TOKEN") // an empty token is no token
 	env["ACRONIS_SECRET_ID"] = s.acronisSecretARN
 	env["WEBHOOK_SECRET_ID"] = s.webhookSecretARN
@@ -149,9 +148,9 @@ func (s *stack) env(extra map[string]string) map[string]string {
 }
 
 // start runs a built function under the emulator until the test ends.
-func start(t *testing.T, name string, env map[string]string) *lambdarun.Function {
+func start(t *testing.T, name string, env map[string]string) *testkit.Function {
 	t.Helper()
-	f, err := lambdarun.Start(t.Context(), lambdarun.Options{
+	f, err := testkit.Start(t.Context(), testkit.Options{
 		RIE: rie(t), Bootstrap: bootstrap(t, name), Env: env, Timeout: 30 * time.Second,
 	})
 	if err != nil {
@@ -160,7 +159,7 @@ func start(t *testing.T, name string, env map[string]string) *lambdarun.Function
 	t.Cleanup(func() {
 		f.Stop()
 		if t.Failed() {
-			lines := f.Lines().Lines()
+			lines := f.Output().Lines()
 			t.Logf("the last output of %s under the emulator:\n%s", name, strings.Join(lines[max(len(lines)-40, 0):], "\n"))
 		}
 	})
@@ -172,13 +171,13 @@ type invocation struct {
 	status int
 	body   []byte
 	lines  []string // the output of this invocation up to its EMF document
-	emf    lambdarun.EMF
+	emf    testkit.EMF
 }
 
 // invoke sends event and waits for the invocation's EMF document.
-func invoke(t *testing.T, f *lambdarun.Function, event []byte) invocation {
+func invoke(t *testing.T, f *testkit.Function, event []byte) invocation {
 	t.Helper()
-	mark := f.Lines().Mark()
+	mark := f.Output().Mark()
 	status, body, err := f.Invoke(t.Context(), event)
 	if err != nil {
 		t.Fatal(err)
@@ -186,16 +185,16 @@ func invoke(t *testing.T, f *lambdarun.Function, event []byte) invocation {
 	if status != 200 {
 		t.Fatalf("emulator answered %d: %s", status, body)
 	}
-	line, err := f.Lines().Wait(t.Context(), mark, 10*time.Second, lambdarun.IsEMF)
+	line, err := f.Output().Wait(t.Context(), mark, 10*time.Second, testkit.IsEMF)
 	if err != nil {
 		t.Fatalf("no EMF document for the invocation (answer %s): %v", body, err)
 	}
-	emf, err := lambdarun.ParseEMF(line)
+	emf, err := testkit.ParseEMF(line)
 	if err != nil {
 		t.Fatalf("EMF document %s: %v", line, err)
 	}
 	var lines []string
-	for _, l := range f.Lines().Since(mark) {
+	for _, l := range f.Output().Since(mark) {
 		lines = append(lines, l)
 		if l == line {
 			break
@@ -211,7 +210,7 @@ var metricNames = []string{
 }
 
 // checkEMF checks the document's namespace, dimensions and declared metrics.
-func checkEMF(t *testing.T, e lambdarun.EMF, function, trigger string, sweep bool) {
+func checkEMF(t *testing.T, e testkit.EMF, function, trigger string, sweep bool) {
 	t.Helper()
 	if e.Namespace != namespace {
 		t.Errorf("EMF namespace %q, want METRICS_NAMESPACE %q", e.Namespace, namespace)
@@ -257,7 +256,7 @@ func checkLogs(t *testing.T, lines []string, function, trigger string, wantReque
 				t.Errorf("a credential reached the output: %.120s...", line)
 			}
 		}
-		m, ok := lambdarun.JSONObject(line)
+		m, ok := testkit.JSONObject(line)
 		if !ok {
 			if strings.TrimSpace(line) != "" && !rieLine.MatchString(line) {
 				t.Errorf("output line is neither JSON nor the emulator's: %q", line)
@@ -294,7 +293,7 @@ func checkLogs(t *testing.T, lines []string, function, trigger string, wantReque
 func requestIDs(lines []string) []string {
 	var ids []string
 	for _, line := range lines {
-		if m, ok := lambdarun.JSONObject(line); ok {
+		if m, ok := testkit.JSONObject(line); ok {
 			if id, ok := m["requestId"].(string); ok && !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}

@@ -1,14 +1,16 @@
-package hardening_test
+package faults_test
 
 import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/config"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/webhook"
 )
 
 // checkAuditAgainstWrites compares a trigger's audit lines with the MFA writes
@@ -201,8 +203,8 @@ func TestAuditCompleteness(t *testing.T) {
 		d := fx.drifting
 		key := []byte("webhook-key-" + newUUID())
 		f := fx.r.direct(config.Webhook, nil, acronis.Options{})
-		h := f.webhook()
-		h.Keys = staticKeys(key)
+		h := &webhook.Handler{Keys: staticKeys(key), Acronis: f.deps.Acronis, Rules: f.deps.Config.Rules(),
+			Logger: f.deps.Logger, Namespace: f.deps.Config.MetricsNamespace, Out: f.deps.Out, Now: time.Now}
 		for _, c := range []struct {
 			method, id, body string
 			status           int

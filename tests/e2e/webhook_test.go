@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/lambdarun"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 )
 
 // httpResponse is the API Gateway payload 2.0 response the webhook returns.
@@ -94,7 +94,7 @@ func TestWebhook(t *testing.T) {
 		if got := inv.emf.Metrics["UsersWithoutTotp"]; got != float64(users-totp) {
 			t.Errorf("EMF UsersWithoutTotp %v, want %d", got, users-totp)
 		}
-		audits := lambdarun.AuditLines(inv.lines)
+		audits := testkit.AuditLines(inv.lines)
 		if len(audits) != 1 {
 			t.Fatalf("%d audit lines for the PUT, want 1: %v", len(audits), audits)
 		}
@@ -165,7 +165,7 @@ func TestWebhook(t *testing.T) {
 	}
 
 	fn.Stop()
-	checkLogs(t, fn.Lines().Lines(), "webhook", "http", true)
+	checkLogs(t, fn.Output().Lines(), "webhook", "http", true)
 }
 
 func str(v any) string {

@@ -1,4 +1,4 @@
-package lambdarun
+package testkit
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,7 +20,6 @@ import (
 const MotoRegion = "us-east-1"
 
 // Moto is a moto_server (a real AWS emulator) child process on a loopback port.
-// Tests use awstest.Moto; this is the same for programs such as the demo.
 type Moto struct {
 	Endpoint string
 	proc     *process
@@ -69,6 +69,44 @@ func StartMoto(ctx context.Context, out io.Writer) (*Moto, error) {
 	return nil, fmt.Errorf("moto_server did not start: %w", lastErr)
 }
 
+// NewMoto starts a moto_server for the duration of the test. It fails the
+// test, never skips it, when moto_server is not installed: a silently skipped
+// AWS test proves nothing.
+func NewMoto(t testing.TB) *Moto {
+	t.Helper()
+	m, err := StartMoto(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("%v: these tests need the AWS emulator", err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// Setenv points the AWS SDK of this process at m for the rest of the test.
+func (m *Moto) Setenv(t testing.TB) {
+	t.Helper()
+	for k, v := range m.Env() {
+		t.Setenv(k, v)
+	}
+}
+
+// Reset empties moto between tests that share one server.
+func (m *Moto) Reset(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.Endpoint+"/moto-api/reset", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reset moto: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reset moto: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
 // Stop ends moto_server. It is safe to call more than once.
 func (m *Moto) Stop() { m.proc.stop() }
 
@@ -97,4 +135,15 @@ func (m *Moto) Config(ctx context.Context) (aws.Config, error) {
 			return aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"}, nil
 		})),
 	)
+}
+
+// MotoConfig is an SDK configuration aimed at the moto_server at endpoint, for
+// test setup code.
+func MotoConfig(t testing.TB, endpoint string) aws.Config {
+	t.Helper()
+	cfg, err := (&Moto{Endpoint: endpoint}).Config(t.Context())
+	if err != nil {
+		t.Fatalf("aws config: %v", err)
+	}
+	return cfg
 }

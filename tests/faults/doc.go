@@ -17,4 +17,4 @@
 // app.Init, with the configuration read from a map of environment variables,
 // the secrets from a real Secrets Manager emulator (moto) and the Acronis API
 // from the simulator behind a recording middleware.
-package hardening
+package faults

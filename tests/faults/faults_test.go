@@ -1,4 +1,4 @@
-package hardening_test
+package faults_test
 
 import (
 	"context"

@@ -1,9 +1,10 @@
-// Package lambdarun builds the functions of this module and runs them under the
-// AWS Lambda Runtime Interface Emulator (aws-lambda-rie), the way Lambda's
+package testkit
+
+// This file builds the functions of this module and runs them under the AWS
+// Lambda Runtime Interface Emulator (aws-lambda-rie), the way Lambda's
 // provided.al2023 runtime runs them: the real runtime API, one invocation at a
 // time, the environment given and nothing else. The end-to-end tests and
 // `make demo` both use it, so its API takes no testing.T.
-package lambdarun
 
 import (
 	"bytes"
@@ -42,7 +43,7 @@ func ModuleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("lambdarun: no go.mod in the working directory or above it")
+			return "", errors.New("testkit: no go.mod in the working directory or above it")
 		}
 		dir = parent
 	}
@@ -74,7 +75,7 @@ func Build(ctx context.Context, pkg, outPath string) error {
 // each bootstrap's path by name.
 func BuildFunctions(ctx context.Context, dir string, names ...string) (map[string]string, error) {
 	if len(names) == 0 {
-		return nil, errors.New("lambdarun: no function to build")
+		return nil, errors.New("testkit: no function to build")
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -104,7 +105,7 @@ func goBuild(ctx context.Context, out string, pkgs ...string) error {
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return fmt.Errorf("lambdarun: the go command is not on PATH: %w", err)
+		return fmt.Errorf("testkit: the go command is not on PATH: %w", err)
 	}
 	args := append([]string{"build", "-tags", "lambda.norpc", "-o", out}, pkgs...)
 	cmd := exec.CommandContext(ctx, gobin, args...)
@@ -178,7 +179,7 @@ type Options struct {
 	// seconds, rounded up); 0 keeps the emulator's default of 300 s.
 	Timeout time.Duration
 	// Output receives the emulator's and the function's stdout and stderr, besides
-	// the Function's own Lines. Nil: only Lines.
+	// the Function's own Output. Nil: only that.
 	Output io.Writer
 }
 
@@ -187,7 +188,7 @@ type Function struct {
 	URL string // base URL of the emulator's invoke endpoint
 
 	proc   *process
-	lines  *Lines
+	out    *Output
 	client *http.Client
 	mu     sync.Mutex // one invocation at a time: a second one crashes the emulator
 }
@@ -202,14 +203,14 @@ const startAttempts = 3
 // only: nothing of the caller's, AWS credentials least of all, leaks into it.
 func Start(ctx context.Context, o Options) (*Function, error) {
 	if o.RIE == "" || o.Bootstrap == "" {
-		return nil, errors.New("lambdarun: Options.RIE and Options.Bootstrap are required")
+		return nil, errors.New("testkit: Options.RIE and Options.Bootstrap are required")
 	}
 	bootstrap, err := filepath.Abs(o.Bootstrap)
 	if err != nil {
 		return nil, err
 	}
 	if err := executable(bootstrap); err != nil {
-		return nil, fmt.Errorf("lambdarun: bootstrap %s: %w", bootstrap, err)
+		return nil, fmt.Errorf("testkit: bootstrap %s: %w", bootstrap, err)
 	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range o.Env {
@@ -219,7 +220,7 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 		secs := int64((o.Timeout + time.Second - 1) / time.Second)
 		env = append(env, "AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.FormatInt(secs, 10))
 	}
-	lines := NewLines(o.Output)
+	out := NewOutput(o.Output)
 	var lastErr error
 	for range startAttempts {
 		ports, err := FreePorts(2)
@@ -233,9 +234,9 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 			bootstrap)
 		cmd.Env = env
 		cmd.Dir = filepath.Dir(bootstrap)
-		p, err := startProcess(cmd, lines)
+		p, err := startProcess(cmd, out)
 		if err != nil {
-			return nil, fmt.Errorf("lambdarun: start %s: %w", o.RIE, err)
+			return nil, fmt.Errorf("testkit: start %s: %w", o.RIE, err)
 		}
 		if err := p.waitDial(ctx, addr, 10*time.Second); err != nil {
 			p.stop()
@@ -248,15 +249,15 @@ func Start(ctx context.Context, o Options) (*Function, error) {
 		return &Function{
 			URL:    "http://" + addr,
 			proc:   p,
-			lines:  lines,
+			out:    out,
 			client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		}, nil
 	}
-	return nil, fmt.Errorf("lambdarun: the emulator did not start: %w", lastErr)
+	return nil, fmt.Errorf("testkit: the emulator did not start: %w", lastErr)
 }
 
-// Lines is everything the emulator and the function have written so far.
-func (f *Function) Lines() *Lines { return f.lines }
+// Output is everything the emulator and the function have written so far.
+func (f *Function) Output() *Output { return f.out }
 
 // Invoke sends one event and returns the emulator's answer: 200 with the
 // handler's result (or with {"errorMessage", "errorType"} for a returned
@@ -272,12 +273,12 @@ func (f *Function) Invoke(ctx context.Context, event []byte) (status int, body [
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("lambdarun: invoke: %w", err)
+		return 0, nil, fmt.Errorf("testkit: invoke: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, body, fmt.Errorf("lambdarun: read the invocation result: %w", err)
+		return resp.StatusCode, body, fmt.Errorf("testkit: read the invocation result: %w", err)
 	}
 	return resp.StatusCode, body, nil
 }
@@ -298,7 +299,7 @@ func FreePorts(n int) ([]int, error) {
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("lambdarun: find a free port: %w", err)
+			return nil, fmt.Errorf("testkit: find a free port: %w", err)
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
