@@ -16,6 +16,9 @@ STATICCHECK_PKG := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RIE_PKG         := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
 
 FUZZTIME   ?= 60s
+# The build tag of the suites that need tools beyond Go: moto_server, cfn-lint
+# and aws-lambda-rie. make test sets it; a plain `go test ./...` leaves them out.
+TEST_TAGS  := integration
 SAM_CONFIG_ENV ?= default
 
 # linux/arm64, static, stripped, without the RPC shim: what provided.al2023 on arm64 runs.
@@ -62,20 +65,22 @@ $(STATICCHECK):
 $(AWS_LAMBDA_RIE):
 	GOBIN=$(TOOLS_BIN) $(GO) install $(RIE_PKG)
 
-## test: lint, cfn-lint and every Go test with the race detector
+## test: lint, cfn-lint and every Go test with the race detector, the suites
+## that need moto_server, cfn-lint or the emulator included (build tag
+## $(TEST_TAGS)); `go test ./...` alone runs those that need Go only
 test: check-tools
 	$(GO) mod download
 	$(MAKE) --no-print-directory tools
 	$(MAKE) --no-print-directory lint
 	cfn-lint template.yaml
-	AWS_LAMBDA_RIE=$(AWS_LAMBDA_RIE) $(GO) test -race -count=1 ./...
+	AWS_LAMBDA_RIE=$(AWS_LAMBDA_RIE) $(GO) test -race -count=1 -tags $(TEST_TAGS) ./...
 
 ## lint: gofmt, go vet, staticcheck
 lint: $(STATICCHECK)
 	@unformatted="$$(find . \( -path ./.git -o -path ./.aws-sam -o -path ./bin \) -prune -o -name '*.go' -print | xargs -r gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./...
-	$(STATICCHECK) ./...
+	$(GO) vet -tags $(TEST_TAGS) ./...
+	$(STATICCHECK) -tags $(TEST_TAGS) ./...
 
 ## demo: the whole job on this machine, no AWS account, no Docker
 demo: $(AWS_LAMBDA_RIE)

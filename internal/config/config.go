@@ -1,6 +1,3 @@
-// Package config reads every environment variable of the deployed functions in
-// one place, so that a bad value stops a function at init with one message that
-// names the variable and what it accepts, instead of failing later mid-sweep.
 package config
 
 import (
@@ -40,7 +37,7 @@ type Config struct {
 	MetricsNamespace  string   // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
 }
 
-// Defaults of CONTRACT.md section 2.
+// Defaults (docs/reference.md, Configuration).
 const (
 	DefaultSweepConcurrency = 8
 	DefaultSweepInlineLimit = 5000

@@ -1,12 +1,13 @@
 package secrets
 
 import (
-	"encoding/json"
 	"errors"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"acronismfa/internal/testkit"
 )
 
 // alt is a regexp alternation of literal strings.
@@ -71,15 +72,12 @@ func FuzzParseWebhookKeys(f *testing.F) {
 		if len(keys) == 0 {
 			t.Fatal("accepted no keys")
 		}
-		encoded := make([]any, len(keys))
-		for i, k := range keys {
+		for _, k := range keys {
 			if len(k) < minSigningKeyLen {
 				t.Fatalf("accepted a %d-byte key", len(k))
 			}
-			encoded[i] = whsec(k)
 		}
-		b, _ := json.Marshal(map[string]any{"signing_keys": encoded})
-		again, err := ParseWebhookKeys(string(b))
+		again, err := ParseWebhookKeys(testkit.WebhookKeysJSON(keys...))
 		if err != nil || len(again) != len(keys) {
 			t.Fatalf("re-encoded keys do not parse: %v", err)
 		}

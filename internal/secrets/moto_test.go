@@ -1,3 +1,5 @@
+//go:build integration
+
 package secrets
 
 import (
@@ -17,9 +19,9 @@ import (
 // TestStoreAgainstMoto reads secrets from a real Secrets Manager emulator
 // through the client production builds, configured only by the environment.
 func TestStoreAgainstMoto(t *testing.T) {
-	endpoint := testkit.NewMoto(t).Endpoint
-	(&testkit.Moto{Endpoint: endpoint}).Setenv(t)
-	admin := secretsmanager.NewFromConfig(testkit.MotoConfig(t, endpoint))
+	moto := testkit.NewMoto(t)
+	moto.Setenv(t)
+	admin := secretsmanager.NewFromConfig(testkit.MotoConfig(t, moto.Endpoint))
 	create := func(t *testing.T, name, value string) string {
 		t.Helper()
 		out, err := admin.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
@@ -35,7 +37,7 @@ func TestStoreAgainstMoto(t *testing.T) {
 		}
 	}
 	// newStore builds the production client under the environment the test set.
-	newStore := func(t *testing.T, clk *clock) *Store {
+	newStore := func(t *testing.T, clk *testkit.Clock) *Store {
 		t.Helper()
 		client, err := NewSecretsManagerClient(t.Context())
 		if err != nil {
@@ -43,7 +45,7 @@ func TestStoreAgainstMoto(t *testing.T) {
 		}
 		return NewStore(client, time.Minute, clk.Now)
 	}
-	creds := func(base, secret string) string { return acronisJSON(base, "client-1", secret) }
+	creds := func(base, secret string) string { return testkit.CredentialsJSON(base, "client-1", secret) }
 
 	t.Run("endpoint from the environment", func(t *testing.T) {
 		arn := create(t, "endpoints", creds("https://eu2-cloud.acronis.com/api/2/", clientSecret))
@@ -51,9 +53,9 @@ func TestStoreAgainstMoto(t *testing.T) {
 			name string
 			env  map[string]string
 		}{
-			{"AWS_ENDPOINT_URL", map[string]string{"AWS_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL_SECRETS_MANAGER": ""}},
+			{"AWS_ENDPOINT_URL", map[string]string{"AWS_ENDPOINT_URL": moto.Endpoint, "AWS_ENDPOINT_URL_SECRETS_MANAGER": ""}},
 			// The generic endpoint leads nowhere: only the service's own variable can work.
-			{"AWS_ENDPOINT_URL_SECRETS_MANAGER", map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint}},
+			{"AWS_ENDPOINT_URL_SECRETS_MANAGER", map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.Endpoint}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +63,7 @@ func TestStoreAgainstMoto(t *testing.T) {
 					t.Setenv(k, v)
 				}
 				for _, id := range []string{"endpoints", arn} {
-					got, err := newStore(t, newClock()).Acronis(id).Credentials(t.Context())
+					got, err := newStore(t, testkit.NewClock()).Acronis(id).Credentials(t.Context())
 					if err != nil {
 						t.Fatalf("read %s: %v", id, err)
 					}
@@ -74,28 +76,19 @@ func TestStoreAgainstMoto(t *testing.T) {
 		}
 	})
 
-	t.Run("missing secret", func(t *testing.T) {
-		_, err := newStore(t, newClock()).Acronis("no-such-secret").Credentials(t.Context())
-		if !errors.Is(err, ErrSecretNotFound) || !strings.Contains(err.Error(), "no-such-secret") {
-			t.Fatalf("got %v, want ErrSecretNotFound naming the secret", err)
-		}
-	})
-
-	t.Run("malformed secret", func(t *testing.T) {
-		raw := `{"base_url": "https://eu2-cloud.acronis.com", "client_id": "client-1", "client_secret": ` + clientSecret + `}`
-		create(t, "malformed", raw)
-		_, err := newStore(t, newClock()).Acronis("malformed").Credentials(t.Context())
-		if !errors.Is(err, ErrSecretMalformed) || !strings.Contains(err.Error(), "malformed") || !strings.Contains(err.Error(), "not valid JSON") {
-			t.Fatalf("got %v, want ErrSecretMalformed naming the secret", err)
-		}
-		if strings.Contains(err.Error(), clientSecret) {
-			t.Fatalf("error leaks the secret: %v", err)
+	t.Run("missing or malformed secret", func(t *testing.T) {
+		create(t, "malformed", `{"base_url": "https://eu2-cloud.acronis.com", "client_id": "client-1", "client_secret": `+clientSecret+`}`)
+		for id, want := range map[string]error{"no-such-secret": ErrSecretNotFound, "malformed": ErrSecretMalformed} {
+			_, err := newStore(t, testkit.NewClock()).Acronis(id).Credentials(t.Context())
+			if !errors.Is(err, want) || !strings.Contains(err.Error(), id) || strings.Contains(err.Error(), clientSecret) {
+				t.Errorf("got %v, want %v naming the secret and not leaking it", err, want)
+			}
 		}
 	})
 
 	t.Run("rotation", func(t *testing.T) {
 		create(t, "rotated", creds("https://dc-1.example", "first"))
-		clk := newClock()
+		clk := testkit.NewClock()
 		src := newStore(t, clk).Acronis("rotated")
 		read := func(t *testing.T, f func(context.Context) (acronis.Credentials, error)) string {
 			t.Helper()
@@ -136,14 +129,14 @@ func TestStoreAgainstMoto(t *testing.T) {
 
 	t.Run("webhook keys", func(t *testing.T) {
 		k1, k2 := []byte("first-key-of-24-bytes!!!"), []byte("second-key-of-24-bytes!!")
-		create(t, "hooks", keysJSON(whsec(k1)))
-		clk := newClock()
+		create(t, "hooks", testkit.WebhookKeysJSON(k1))
+		clk := testkit.NewClock()
 		s := newStore(t, clk)
 		keys, err := s.WebhookKeys(t.Context(), "hooks")
 		if err != nil || len(keys) != 1 || string(keys[0]) != string(k1) {
 			t.Fatalf("got %q, %v", keys, err)
 		}
-		put(t, "hooks", keysJSON(whsec(k1), whsec(k2)))
+		put(t, "hooks", testkit.WebhookKeysJSON(k1, k2))
 		clk.Advance(time.Minute)
 		keys, err = s.WebhookKeysFresh(t.Context(), "hooks")
 		if err != nil || len(keys) != 2 || string(keys[1]) != string(k2) {

@@ -37,7 +37,7 @@ const (
 	minSigningKeyLen = 16 // bytes; Standard Webhooks recommends 24 to 64
 )
 
-// ParseAcronis reads the Acronis credentials secret of CONTRACT.md section 3:
+// ParseAcronis reads the Acronis credentials secret of docs/reference.md, Secrets:
 // {"base_url", "client_id", "client_secret"}. The base URL comes back
 // normalised to scheme://host[:port], so the client can append /api/2/...
 // Errors wrap ErrSecretMalformed and name the field, never its value.
@@ -61,8 +61,8 @@ func ParseAcronis(secretString string) (acronis.Credentials, error) {
 	return c, nil
 }
 
-// ParseWebhookKeys reads the webhook signing keys secret of CONTRACT.md
-// section 4: {"signing_keys": ["whsec_<base64>", ...]}, and returns the raw key
+// ParseWebhookKeys reads the webhook signing keys secret of docs/reference.md,
+// Secrets: {"signing_keys": ["whsec_<base64>", ...]}, and returns the raw key
 // bytes. Errors wrap ErrSecretMalformed and name the index of a bad key, never
 // the key.
 func ParseWebhookKeys(secretString string) ([][]byte, error) {

@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"acronismfa/internal/acronis"
+	"acronismfa/internal/testkit"
 )
 
 // clientSecret is distinctive enough that finding it in a message can only be a leak.
@@ -22,55 +24,37 @@ func acronisJSON(baseURL, clientID, secret any) string {
 			m[k] = v
 		}
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
+	b, _ := json.Marshal(m)
 	return string(b)
 }
 
 func TestParseAcronisAccepts(t *testing.T) {
-	tests := []struct {
-		baseURL string
-		want    string
-	}{
-		{"https://eu2-cloud.acronis.com", "https://eu2-cloud.acronis.com"},
-		{"https://eu2-cloud.acronis.com/", "https://eu2-cloud.acronis.com"},
-		{"https://eu2-cloud.acronis.com/api/2", "https://eu2-cloud.acronis.com"},
-		{"https://eu2-cloud.acronis.com/api/2/", "https://eu2-cloud.acronis.com"},
-		{"https://eu2-cloud.acronis.com//", "https://eu2-cloud.acronis.com"},
-		{"  https://eu2-cloud.acronis.com/\n", "https://eu2-cloud.acronis.com"},
-		{"HTTPS://EU2-Cloud.Acronis.COM:443/", "https://eu2-cloud.acronis.com:443"},
-		{"https://10.0.0.5:8443", "https://10.0.0.5:8443"},
-		{"https://[2001:db8::1]/api/2", "https://[2001:db8::1]"},
-		{"http://127.0.0.1:8080/api/2/", "http://127.0.0.1:8080"},
-		{"http://127.8.9.10", "http://127.8.9.10"},
-		{"http://localhost", "http://localhost"},
-		{"http://LOCALHOST:3000/", "http://localhost:3000"},
-		{"http://[::1]:9", "http://[::1]:9"},
-		{"http://localhost:/", "http://localhost"},
+	for in, want := range map[string]string{
+		"https://eu2-cloud.acronis.com":        "https://eu2-cloud.acronis.com",
+		"https://eu2-cloud.acronis.com/":       "https://eu2-cloud.acronis.com",
+		"https://eu2-cloud.acronis.com/api/2":  "https://eu2-cloud.acronis.com",
+		"https://eu2-cloud.acronis.com/api/2/": "https://eu2-cloud.acronis.com",
+		"https://eu2-cloud.acronis.com//":      "https://eu2-cloud.acronis.com",
+		"  https://eu2-cloud.acronis.com/\n":   "https://eu2-cloud.acronis.com",
+		"HTTPS://EU2-Cloud.Acronis.COM:443/":   "https://eu2-cloud.acronis.com:443",
+		"https://10.0.0.5:8443":                "https://10.0.0.5:8443",
+		"https://[2001:db8::1]/api/2":          "https://[2001:db8::1]",
+		"http://127.0.0.1:8080/api/2/":         "http://127.0.0.1:8080",
+		"http://127.8.9.10":                    "http://127.8.9.10",
+		"http://localhost":                     "http://localhost",
+		"http://LOCALHOST:3000/":               "http://localhost:3000",
+		"http://[::1]:9":                       "http://[::1]:9",
+		"http://localhost:/":                   "http://localhost",
+	} {
+		got, err := ParseAcronis(acronisJSON(in, "client-1", clientSecret))
+		if err != nil || got != (acronis.Credentials{BaseURL: want, ClientID: "client-1", ClientSecret: clientSecret}) {
+			t.Errorf("base_url %q: got %v, %v; want %s", in, got, err, want)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.baseURL, func(t *testing.T) {
-			got, err := ParseAcronis(acronisJSON(tt.baseURL, "client-1", clientSecret))
-			if err != nil {
-				t.Fatalf("rejected: %v", err)
-			}
-			want := acronis.Credentials{BaseURL: tt.want, ClientID: "client-1", ClientSecret: clientSecret}
-			if got != want {
-				t.Fatalf("got %v, want %v", got, want)
-			}
-		})
-	}
-}
-
-func TestParseAcronisIgnoresOtherFields(t *testing.T) {
+	// Members besides the three are the operator's notes.
 	got, err := ParseAcronis(`{"base_url":"https://dc.example","client_id":"id","client_secret":"s","note":"rotated 2024-05","version":3}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.BaseURL != "https://dc.example" || got.ClientID != "id" || got.ClientSecret != "s" {
-		t.Fatalf("got %v", got)
+	if err != nil || got != (acronis.Credentials{BaseURL: "https://dc.example", ClientID: "id", ClientSecret: "s"}) {
+		t.Errorf("with other members: got %v, %v", got, err)
 	}
 }
 
@@ -143,14 +127,8 @@ func TestParseAcronisRejects(t *testing.T) {
 	}
 }
 
-// whsec encodes raw key bytes as a Standard Webhooks key.
-func whsec(key []byte) string { return "whsec_" + base64.StdEncoding.EncodeToString(key) }
-
 func keysJSON(keys ...any) string {
-	b, err := json.Marshal(map[string]any{"signing_keys": keys})
-	if err != nil {
-		panic(err)
-	}
+	b, _ := json.Marshal(map[string]any{"signing_keys": keys})
 	return string(b)
 }
 
@@ -158,37 +136,22 @@ func TestParseWebhookKeysAccepts(t *testing.T) {
 	k16 := bytes.Repeat([]byte{0xa1}, 16)
 	k24 := []byte("0123456789abcdefghijklmn")
 	k64 := bytes.Repeat([]byte{0x00, 0xff}, 32)
-	tests := []struct {
-		name   string
-		secret string
-		want   [][]byte
-	}{
-		{"one key", keysJSON(whsec(k24)), [][]byte{k24}},
-		{"rotation overlap", keysJSON(whsec(k24), whsec(k64)), [][]byte{k24, k64}},
-		{"16 bytes is enough", keysJSON(whsec(k16)), [][]byte{k16}},
-		{"other fields ignored", `{"comment":"x","signing_keys":["` + whsec(k24) + `"]}`, [][]byte{k24}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseWebhookKeys(tt.secret)
-			if err != nil {
-				t.Fatalf("rejected: %v", err)
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d keys, want %d", len(got), len(tt.want))
-			}
-			for i := range got {
-				if !bytes.Equal(got[i], tt.want[i]) {
-					t.Errorf("key %d = %x, want %x", i, got[i], tt.want[i])
-				}
-			}
-		})
+	for secret, want := range map[string][][]byte{
+		testkit.WebhookKeysJSON(k24):                                    {k24},
+		testkit.WebhookKeysJSON(k24, k64):                               {k24, k64}, // a rotation's overlap
+		testkit.WebhookKeysJSON(k16):                                    {k16},      // 16 bytes is enough
+		`{"comment":"x","signing_keys":["` + testkit.WhSec(k24) + `"]}`: {k24},
+	} {
+		got, err := ParseWebhookKeys(secret)
+		if err != nil || !slices.EqualFunc(got, want, bytes.Equal) {
+			t.Errorf("%s: got %x, %v; want %x", secret, got, err, want)
+		}
 	}
 }
 
 func TestParseWebhookKeysRejects(t *testing.T) {
-	good := whsec([]byte("a-good-key-of-24-bytes!!"))
-	short := whsec([]byte("fifteen bytes!!"))
+	good := testkit.WhSec([]byte("a-good-key-of-24-bytes!!"))
+	short := testkit.WhSec([]byte("fifteen bytes!!"))
 	urlSafe := "whsec_" + base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xff}, 12))
 	unpadded := "whsec_" + base64.RawStdEncoding.EncodeToString([]byte("a-key-of-20-bytes!!!"))
 	tests := []struct {

@@ -138,16 +138,6 @@ func NewStore(client GetSecretValueAPI, ttl time.Duration, now func() time.Time)
 	return &Store{client: client, ttl: ttl, now: now, entries: make(map[string]*entry)}
 }
 
-// String returns the SecretString of secretID, from the cache when it is younger
-// than the TTL. fresh bypasses the cache and refills it: callers that ask for a
-// fresh value at the same time share one read.
-func (s *Store) String(ctx context.Context, secretID string, fresh bool) (string, error) {
-	if fresh {
-		return s.get(ctx, secretID, 0)
-	}
-	return s.get(ctx, secretID, s.ttl)
-}
-
 // get returns a value read no more than maxAge ago; maxAge 0 asks for a read
 // that starts after this call does.
 func (s *Store) get(ctx context.Context, secretID string, maxAge time.Duration) (string, error) {

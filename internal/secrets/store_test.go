@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"acronismfa/internal/testkit"
 )
 
 // fakeSM answers GetSecretValue from a list of values (the last one repeats),
@@ -23,6 +25,16 @@ type fakeSM struct {
 	err    error
 	binary bool
 	gate   chan struct{}
+}
+
+// withSecrets is a fakeSM serving Acronis credentials whose client secrets are
+// these, one per read.
+func withSecrets(clientSecrets ...string) *fakeSM {
+	sm := &fakeSM{}
+	for _, s := range clientSecrets {
+		sm.values = append(sm.values, testkit.CredentialsJSON("https://dc.example", "client-1", s))
+	}
+	return sm
 }
 
 func (f *fakeSM) GetSecretValue(ctx context.Context, _ *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
@@ -58,30 +70,25 @@ func (f *fakeSM) Calls() int {
 	return f.calls
 }
 
-func (f *fakeSM) set(values ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.values = values
+// closeGate lets every waiting and future call through once every goroutine of
+// the bubble is blocked, one of them inside GetSecretValue.
+func (f *fakeSM) closeGate() {
+	go func() {
+		synctest.Wait()
+		close(f.gate)
+	}()
 }
 
-// clock is a fake clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// clientSecret reads the Acronis credentials secret "id" as the client does,
+// cached or (fresh) re-read, and returns its client secret.
+func clientSecretOf(ctx context.Context, s *Store, fresh bool) (string, error) {
+	src := s.Acronis("id")
+	read := src.Credentials
+	if fresh {
+		read = src.Refresh
+	}
+	c, err := read(ctx)
+	return c.ClientSecret, err
 }
 
 // concurrently runs n calls of f at once and returns their results in order.
@@ -95,58 +102,38 @@ func concurrently(n int, f func() (string, error)) ([]string, []error) {
 	return vals, errs
 }
 
+// Eight callers on a cold cache share one read, and during an outage one
+// failed read; a failure is not cached, so the next caller tries again.
 func TestStoreColdCacheCostsOneRead(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		sm := &fakeSM{values: []string{"v1"}, gate: make(chan struct{})}
-		s := NewStore(sm, time.Minute, nil)
-		go func() {
-			synctest.Wait() // every caller is waiting, one of them inside GetSecretValue
-			close(sm.gate)
-		}()
-		vals, errs := concurrently(8, func() (string, error) { return s.String(t.Context(), "id", false) })
-		for i := range vals {
-			if errs[i] != nil || vals[i] != "v1" {
-				t.Errorf("caller %d got %q, %v", i, vals[i], errs[i])
-			}
-		}
-		if n := sm.Calls(); n != 1 {
-			t.Fatalf("8 callers on a cold cache made %d GetSecretValue calls, want 1", n)
-		}
-	})
-}
-
-func TestStoreOutageCostsOneReadPerWave(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		sm := &fakeSM{err: errors.New("connection reset"), gate: make(chan struct{})}
-		s := NewStore(sm, time.Minute, nil)
-		go func() {
-			synctest.Wait()
-			close(sm.gate)
-		}()
-		_, errs := concurrently(8, func() (string, error) { return s.String(t.Context(), "id", false) })
-		for i, err := range errs {
-			if !errors.Is(err, ErrSecretUnavailable) {
-				t.Errorf("caller %d got %v, want ErrSecretUnavailable", i, err)
-			}
-		}
-		if n := sm.Calls(); n != 1 {
-			t.Fatalf("8 callers during an outage made %d calls, want 1", n)
-		}
-		// A failure is not cached: the next caller tries again.
-		if _, err := s.String(t.Context(), "id", false); err == nil {
-			t.Fatal("the outage ended by itself")
-		}
-		if n := sm.Calls(); n != 2 {
-			t.Fatalf("a caller after the failure made no call of its own (%d calls)", n)
-		}
-	})
+	for name, sm := range map[string]*fakeSM{"healthy": withSecrets("v1"), "outage": {err: errors.New("connection reset")}} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sm.gate = make(chan struct{})
+				s := NewStore(sm, time.Minute, nil)
+				sm.closeGate()
+				vals, errs := concurrently(8, func() (string, error) { return clientSecretOf(t.Context(), s, false) })
+				for i := range vals {
+					if sm.err == nil && (errs[i] != nil || vals[i] != "v1") || sm.err != nil && !errors.Is(errs[i], ErrSecretUnavailable) {
+						t.Errorf("caller %d got %q, %v", i, vals[i], errs[i])
+					}
+				}
+				if n := sm.Calls(); n != 1 {
+					t.Fatalf("8 callers on a cold cache made %d GetSecretValue calls, want 1", n)
+				}
+				_, err := clientSecretOf(t.Context(), s, false)
+				if want := map[bool]int{true: 1, false: 2}[sm.err == nil]; sm.Calls() != want || (err == nil) != (sm.err == nil) {
+					t.Fatalf("the next caller got %v after %d calls, want %d calls", err, sm.Calls(), want)
+				}
+			})
+		})
+	}
 }
 
 func TestStoreConcurrentRefreshesShareOneNewRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sm := &fakeSM{values: []string{"v1", "v2", "v3"}}
+		sm := withSecrets("v1", "v2", "v3")
 		s := NewStore(sm, time.Hour, nil)
-		if v, err := s.String(t.Context(), "id", false); v != "v1" || err != nil {
+		if v, err := clientSecretOf(t.Context(), s, false); v != "v1" || err != nil {
 			t.Fatalf("warm-up got %q, %v", v, err)
 		}
 		sm.mu.Lock()
@@ -158,15 +145,12 @@ func TestStoreConcurrentRefreshesShareOneNewRead(t *testing.T) {
 		// and they share it (v3).
 		first := make(chan string)
 		go func() {
-			v, _ := s.String(t.Context(), "id", true)
+			v, _ := clientSecretOf(t.Context(), s, true)
 			first <- v
 		}()
 		synctest.Wait()
-		go func() {
-			synctest.Wait()
-			close(sm.gate)
-		}()
-		vals, errs := concurrently(7, func() (string, error) { return s.String(t.Context(), "id", true) })
+		sm.closeGate()
+		vals, errs := concurrently(7, func() (string, error) { return clientSecretOf(t.Context(), s, true) })
 		if v := <-first; v != "v2" {
 			t.Errorf("first refresh got %q, want v2", v)
 		}
@@ -178,7 +162,7 @@ func TestStoreConcurrentRefreshesShareOneNewRead(t *testing.T) {
 		if n := sm.Calls(); n != 3 {
 			t.Fatalf("%d GetSecretValue calls, want 3 (warm-up, first refresh, one shared refresh)", n)
 		}
-		if v, _ := s.String(t.Context(), "id", false); v != "v3" {
+		if v, _ := clientSecretOf(t.Context(), s, false); v != "v3" {
 			t.Fatalf("cache holds %q after the refreshes, want v3", v)
 		}
 	})
@@ -186,24 +170,24 @@ func TestStoreConcurrentRefreshesShareOneNewRead(t *testing.T) {
 
 func TestStoreCanceledReaderDoesNotFailOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sm := &fakeSM{values: []string{"v1"}, gate: make(chan struct{})}
+		sm := withSecrets("v1")
+		sm.gate = make(chan struct{})
 		s := NewStore(sm, time.Minute, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		firstErr := make(chan error)
 		go func() {
-			_, err := s.String(ctx, "id", false)
+			_, err := clientSecretOf(ctx, s, false)
 			firstErr <- err
 		}()
 		synctest.Wait()
 		second := make(chan string)
 		go func() {
-			v, _ := s.String(t.Context(), "id", false)
+			v, _ := clientSecretOf(t.Context(), s, false)
 			second <- v
 		}()
 		synctest.Wait()
 		cancel()
-		err := <-firstErr
-		if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrSecretUnavailable) {
+		if err := <-firstErr; !errors.Is(err, context.Canceled) || !errors.Is(err, ErrSecretUnavailable) {
 			t.Fatalf("canceled caller got %v", err)
 		}
 		synctest.Wait() // the second caller now reads for itself
@@ -216,13 +200,14 @@ func TestStoreCanceledReaderDoesNotFailOthers(t *testing.T) {
 
 func TestStoreWaiterGivesUpAtItsDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sm := &fakeSM{values: []string{"v1"}, gate: make(chan struct{})}
+		sm := withSecrets("v1")
+		sm.gate = make(chan struct{})
 		s := NewStore(sm, time.Minute, nil)
-		go func() { _, _ = s.String(t.Context(), "id", false) }()
+		go func() { _, _ = clientSecretOf(t.Context(), s, false) }()
 		synctest.Wait()
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
-		_, err := s.String(ctx, "id", false)
+		_, err := clientSecretOf(ctx, s, false)
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrSecretUnavailable) {
 			t.Fatalf("waiter got %v, want its deadline as ErrSecretUnavailable", err)
 		}
@@ -231,9 +216,8 @@ func TestStoreWaiterGivesUpAtItsDeadline(t *testing.T) {
 }
 
 func TestStoreTTL(t *testing.T) {
-	sm := &fakeSM{values: []string{"v1", "v2", "v3"}}
-	clk := newClock()
-	s := NewStore(sm, 0, clk.Now) // 0 means the default, 5 minutes
+	clk := testkit.NewClock()
+	s := NewStore(withSecrets("v1", "v2", "v3"), 0, clk.Now) // 0 means the default, 5 minutes
 	steps := []struct {
 		advance time.Duration
 		fresh   bool
@@ -247,70 +231,76 @@ func TestStoreTTL(t *testing.T) {
 	}
 	for i, st := range steps {
 		clk.Advance(st.advance)
-		got, err := s.String(t.Context(), "id", st.fresh)
-		if err != nil || got != st.want {
+		if got, err := clientSecretOf(t.Context(), s, st.fresh); err != nil || got != st.want {
 			t.Fatalf("step %d: got %q, %v; want %q", i, got, err, st.want)
 		}
 	}
 }
 
+// Every failure falls in exactly one class and names the secret, whichever
+// reader reads it.
 func TestStoreClassifiesFailures(t *testing.T) {
 	msg := "Secrets Manager can't find the specified secret."
+	key := testkit.WhSec([]byte("fifteen bytes!!"))
+	readers := map[string]func(context.Context, *Store) error{
+		"acronis": func(ctx context.Context, s *Store) error {
+			_, err := s.Acronis("acronis-mfa/acronis").Credentials(ctx)
+			return err
+		},
+		"webhook": func(ctx context.Context, s *Store) error {
+			_, err := s.WebhookKeys(ctx, "acronis-mfa/acronis")
+			return err
+		},
+	}
 	tests := []struct {
-		name string
-		sm   *fakeSM
-		want error
+		name   string
+		sm     *fakeSM
+		reader string // "" for both
+		want   error
+		says   string // in the error besides the secret's id
 	}{
-		{"not found", &fakeSM{err: &types.ResourceNotFoundException{Message: &msg}}, ErrSecretNotFound},
-		{"access denied", &fakeSM{err: errors.New("AccessDeniedException: not authorized")}, ErrSecretUnavailable},
-		{"decryption", &fakeSM{err: &types.DecryptionFailure{Message: aws.String("kms")}}, ErrSecretUnavailable},
-		{"binary secret", &fakeSM{binary: true}, ErrSecretMalformed},
+		{"not found", &fakeSM{err: &types.ResourceNotFoundException{Message: &msg}}, "", ErrSecretNotFound, ""},
+		{"access denied", &fakeSM{err: errors.New("AccessDeniedException: not authorized")}, "", ErrSecretUnavailable, ""},
+		{"decryption", &fakeSM{err: &types.DecryptionFailure{Message: aws.String("kms")}}, "", ErrSecretUnavailable, ""},
+		{"binary secret", &fakeSM{binary: true}, "", ErrSecretMalformed, "binary"},
+		{"Acronis field", &fakeSM{values: []string{testkit.CredentialsJSON("http://example.com", "id", clientSecret)}}, "acronis", ErrSecretMalformed, "base_url"},
+		{"webhook key", &fakeSM{values: []string{keysJSON(key)}}, "webhook", ErrSecretMalformed, "signing_keys[0]"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewStore(tt.sm, 0, nil).String(t.Context(), "acronis-mfa/acronis", false)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %v, want %v", err, tt.want)
+		for name, read := range readers {
+			if tt.reader != "" && tt.reader != name {
+				continue
 			}
-			for _, other := range []error{ErrSecretNotFound, ErrSecretMalformed, ErrSecretUnavailable} {
-				if other != tt.want && errors.Is(err, other) {
-					t.Errorf("%v also matches %v", err, other)
+			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				err := read(t.Context(), NewStore(tt.sm, 0, nil))
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("got %v, want %v", err, tt.want)
 				}
-			}
-			if !strings.Contains(err.Error(), "acronis-mfa/acronis") {
-				t.Errorf("error %q does not name the secret", err)
-			}
-		})
-	}
-}
-
-func TestAcronisSourceMalformedNamesSecretAndField(t *testing.T) {
-	sm := &fakeSM{values: []string{`{"base_url":"http://example.com","client_id":"id","client_secret":"` + clientSecret + `"}`}}
-	_, err := NewStore(sm, 0, nil).Acronis("acronis-mfa/acronis").Credentials(t.Context())
-	if !errors.Is(err, ErrSecretMalformed) {
-		t.Fatalf("got %v, want ErrSecretMalformed", err)
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, "acronis-mfa/acronis") || !strings.Contains(msg, "base_url") {
-		t.Errorf("error %q does not name the secret and the field", msg)
-	}
-	if strings.Count(msg, ErrSecretMalformed.Error()) != 1 {
-		t.Errorf("error %q repeats its class", msg)
-	}
-	if strings.Contains(msg, clientSecret) {
-		t.Errorf("error leaks the client secret: %q", msg)
+				for _, other := range []error{ErrSecretNotFound, ErrSecretMalformed, ErrSecretUnavailable} {
+					if other != tt.want && errors.Is(err, other) {
+						t.Errorf("%v also matches %v", err, other)
+					}
+				}
+				msg := err.Error()
+				if !strings.Contains(msg, "acronis-mfa/acronis") || !strings.Contains(msg, tt.says) || strings.Count(msg, tt.want.Error()) != 1 {
+					t.Errorf("error %q does not name the secret and say %q with its class once", msg, tt.says)
+				}
+				if strings.Contains(msg, clientSecret) || strings.Contains(msg, strings.TrimPrefix(key, "whsec_")) {
+					t.Errorf("error leaks the secret: %q", msg)
+				}
+			})
+		}
 	}
 }
 
 func TestWebhookKeysFreshRereadsAtMostOnceAMinute(t *testing.T) {
 	oldKey, newKey := []byte("old-key-of-24-bytes-long"), []byte("new-key-of-24-bytes-long")
-	sm := &fakeSM{values: []string{keysJSON(whsec(oldKey))}}
-	clk := newClock()
+	sm := &fakeSM{values: []string{testkit.WebhookKeysJSON(oldKey), testkit.WebhookKeysJSON(oldKey, newKey)}}
+	clk := testkit.NewClock()
 	s := NewStore(sm, 0, clk.Now)
 	if _, err := s.WebhookKeys(t.Context(), "hooks"); err != nil {
 		t.Fatal(err)
 	}
-	sm.set(keysJSON(whsec(oldKey), whsec(newKey)))
 	steps := []struct {
 		advance  time.Duration
 		fresh    bool
@@ -336,17 +326,5 @@ func TestWebhookKeysFreshRereadsAtMostOnceAMinute(t *testing.T) {
 		if len(keys) != st.wantKeys || sm.Calls() != st.calls {
 			t.Fatalf("step %d: %d keys after %d calls; want %d keys after %d calls", i, len(keys), sm.Calls(), st.wantKeys, st.calls)
 		}
-	}
-}
-
-func TestWebhookKeysMalformed(t *testing.T) {
-	key := whsec([]byte("fifteen bytes!!"))
-	sm := &fakeSM{values: []string{keysJSON(key)}}
-	_, err := NewStore(sm, 0, nil).WebhookKeys(t.Context(), "hooks")
-	if !errors.Is(err, ErrSecretMalformed) || !strings.Contains(err.Error(), "signing_keys[0]") || !strings.Contains(err.Error(), "hooks") {
-		t.Fatalf("got %v", err)
-	}
-	if strings.Contains(err.Error(), strings.TrimPrefix(key, "whsec_")) {
-		t.Fatalf("error leaks the key: %v", err)
 	}
 }

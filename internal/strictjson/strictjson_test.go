@@ -22,6 +22,11 @@ func TestDecodeObject(t *testing.T) {
 		{`[1]`, nil, "must be a JSON object, not an array"},
 		{`null`, nil, "not null"},
 		{`"x"`, nil, "not a string"},
+		{`true`, nil, "not a boolean"},
+		{`-1`, nil, "not a number"},
+		{`{1: 2}`, nil, "not valid JSON"},
+		{`{"a" 1}`, nil, "not valid JSON"},
+		{`{"a": 1,}`, nil, "not valid JSON"},
 		{``, nil, "not valid JSON"},
 		{`{"n": 1e999}`, []string{"n"}, ""},
 	}
@@ -49,18 +54,15 @@ func TestKind(t *testing.T) {
 	}
 }
 
-func TestQuoteIsBounded(t *testing.T) {
+func TestQuoteAndBlank(t *testing.T) {
 	if q := Quote(strings.Repeat("x", 10_000)); len(q) > 80 {
-		t.Fatalf("a 10,000-byte key quoted to %d bytes", len(q))
+		t.Errorf("a 10,000-byte key quoted to %d bytes", len(q))
 	}
 	if q := Quote(`a"b`); q != `"a\"b"` {
-		t.Fatalf("Quote = %s", q)
+		t.Errorf("Quote = %s", q)
 	}
-}
-
-func TestBlank(t *testing.T) {
 	if !Blank([]byte(" \t\r\n")) || Blank([]byte(" {} ")) || Blank([]byte("\u00a0")) {
-		t.Fatal("Blank must accept JSON whitespace only")
+		t.Error("Blank must accept JSON whitespace only")
 	}
 }
 

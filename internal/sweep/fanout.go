@@ -34,7 +34,7 @@ type Fanout struct {
 	Attempts int
 }
 
-// message is the worker's policy-only shape (contract section 5, shape 2) with
+// message is the worker's policy-only shape (docs/reference.md, Worker messages, shape 2) with
 // the sweep id for correlating audit lines.
 type message struct {
 	TenantID string `json:"tenant_id"`

@@ -23,7 +23,7 @@ type Acronis interface {
 	Stats() acronis.Stats
 }
 
-// Handler runs one sweep per scheduled invocation (contract section 6).
+// Handler runs one sweep per scheduled invocation (docs/reference.md, Sweep).
 type Handler struct {
 	Sweeper      Sweeper // Audit is set per run
 	Acronis      Acronis

@@ -5,7 +5,7 @@ import (
 	"acronismfa/internal/policy"
 )
 
-// Summary is what a sweep returns (contract section 6): every listed tenant is
+// Summary is what a sweep returns (docs/reference.md, Sweep): every listed tenant is
 // counted in exactly one of the buckets after TenantsSeen.
 type Summary struct {
 	RootTenantID     string `json:"root_tenant_id"`

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"log/slog"
 	"reflect"
 	"testing"
@@ -74,11 +73,9 @@ func TestLogAudit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			LogAudit(invocation("req-1"), NewLogger(&buf, "sweep", "schedule", slog.LevelInfo), tt.audit)
-			got := decodeOne(t, buf.Bytes())
+			got := logLine(t, func(l *slog.Logger) { LogAudit(invocation("req-1"), l, tt.audit) })
 			if _, ok := got["timestamp"].(string); !ok {
-				t.Errorf("timestamp missing: %s", buf.Bytes())
+				t.Errorf("timestamp missing: %v", got)
 			}
 			delete(got, "timestamp")
 			if !reflect.DeepEqual(got, tt.want) {
@@ -90,11 +87,11 @@ func TestLogAudit(t *testing.T) {
 
 // A failure must stay visible when only errors are logged.
 func TestLogAuditFailureSurvivesErrorLevel(t *testing.T) {
-	var buf bytes.Buffer
-	l := NewLogger(&buf, "worker", "sqs", slog.LevelError)
-	LogAudit(invocation("req-1"), l, Audit{TenantID: "t-1", Action: ActionEnable})
-	LogAudit(invocation("req-1"), l, Audit{TenantID: "t-2", Action: ActionFailed})
-	if got := decodeOne(t, buf.Bytes())["tenant_id"]; got != "t-2" {
-		t.Errorf("at ERROR the line written is for %v, want only the failure of t-2", got)
+	lines := logLines(t, slog.LevelError, func(l *slog.Logger) {
+		LogAudit(invocation("req-1"), l, Audit{TenantID: "t-1", Action: ActionEnable})
+		LogAudit(invocation("req-1"), l, Audit{TenantID: "t-2", Action: ActionFailed})
+	})
+	if len(lines) != 1 || lines[0]["tenant_id"] != "t-2" {
+		t.Errorf("at ERROR the lines written are %v, want only the failure of t-2", lines)
 	}
 }

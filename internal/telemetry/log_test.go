@@ -1,44 +1,45 @@
 package telemetry
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"acronismfa/internal/testkit"
 )
 
-// decodeLines parses out as JSON lines, failing the test unless every line is
-// one JSON object.
-func decodeLines(t *testing.T, out []byte) []map[string]any {
+// logLines returns what log wrote through the sweep's logger at level; every
+// line must be one JSON object.
+func logLines(t *testing.T, level slog.Leveler, log func(*slog.Logger)) []map[string]any {
 	t.Helper()
+	out := testkit.NewOutput(nil)
+	log(NewLogger(out, "sweep", "schedule", level))
 	var lines []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %q is not a JSON object: %v", sc.Text(), err)
+	for _, l := range out.Lines() {
+		m, ok := testkit.JSONObject(l)
+		if !ok {
+			t.Fatalf("line %q is not a JSON object", l)
 		}
 		lines = append(lines, m)
 	}
 	return lines
 }
 
-// decodeOne parses out as exactly one JSON line.
-func decodeOne(t *testing.T, out []byte) map[string]any {
+// logLine is logLines at INFO that must write exactly one line.
+func logLine(t *testing.T, log func(*slog.Logger)) map[string]any {
 	t.Helper()
-	lines := decodeLines(t, out)
+	lines := logLines(t, slog.LevelInfo, log)
 	if len(lines) != 1 {
-		t.Fatalf("got %d lines, want 1:\n%s", len(lines), out)
+		t.Fatalf("got %d lines, want 1: %v", len(lines), lines)
 	}
 	return lines[0]
 }
@@ -70,35 +71,17 @@ func TestLoggerKeys(t *testing.T) {
 		requestID string // "" when the line must have none
 		attrPath  []string
 	}{
-		{
-			name:      "request id from the Lambda context",
-			ctx:       invocation("req-1"),
-			log:       func(ctx context.Context, l *slog.Logger) { l.InfoContext(ctx, "hello", "tenant_id", "t-1") },
-			requestID: "req-1",
-			attrPath:  []string{"tenant_id"},
-		},
-		{
-			name:     "no Lambda context, no request id",
-			ctx:      context.Background(),
-			log:      func(ctx context.Context, l *slog.Logger) { l.InfoContext(ctx, "hello", "tenant_id", "t-1") },
-			attrPath: []string{"tenant_id"},
-		},
-		{
-			name: "request id stays at the top inside a group",
-			ctx:  invocation("req-2"),
-			log: func(ctx context.Context, l *slog.Logger) {
-				l.With("sweep_id", "s-1").WithGroup("tenant").InfoContext(ctx, "hello", "id", "t-1")
-			},
-			requestID: "req-2",
-			attrPath:  []string{"tenant", "id"},
-		},
+		{"request id from the Lambda context", invocation("req-1"),
+			func(ctx context.Context, l *slog.Logger) { l.InfoContext(ctx, "hello", "tenant_id", "t-1") }, "req-1", []string{"tenant_id"}},
+		{"no Lambda context, no request id", context.Background(),
+			func(ctx context.Context, l *slog.Logger) { l.InfoContext(ctx, "hello", "tenant_id", "t-1") }, "", []string{"tenant_id"}},
+		{"request id stays at the top inside a group", invocation("req-2"), func(ctx context.Context, l *slog.Logger) {
+			l.With("sweep_id", "s-1").WithGroup("tenant").InfoContext(ctx, "hello", "id", "t-1")
+		}, "req-2", []string{"tenant", "id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			tt.log(tt.ctx, NewLogger(&buf, "sweep", "schedule", slog.LevelInfo))
-			got := decodeOne(t, buf.Bytes())
-
+			got := logLine(t, func(l *slog.Logger) { tt.log(tt.ctx, l) })
 			ts, _ := got["timestamp"].(string)
 			if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
 				t.Errorf("timestamp %q: %v", ts, err)
@@ -142,17 +125,12 @@ func TestKeysMatchLambdacontext(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	// The child's stdout also carries the test runner's PASS line.
-	i := bytes.IndexByte(out, '{')
-	if i < 0 {
+	line, _, _ := bytes.Cut(out[max(bytes.IndexByte(out, '{'), 0):], []byte("\n"))
+	theirs, ok := testkit.JSONObject(string(line))
+	if !ok {
 		t.Fatalf("no JSON line from lambdacontext:\n%s", out)
 	}
-	line, _, _ := bytes.Cut(out[i:], []byte("\n"))
-	theirs := decodeOne(t, line)
-
-	var buf bytes.Buffer
-	NewLogger(&buf, "sweep", "schedule", slog.LevelInfo).InfoContext(invocation("req-1"), "hello")
-	ours := decodeOne(t, buf.Bytes())
-
+	ours := logLine(t, func(l *slog.Logger) { l.InfoContext(invocation("req-1"), "hello") })
 	if ours["function"] != "sweep" || ours["trigger"] != "schedule" {
 		t.Errorf("function, trigger = %v, %v", ours["function"], ours["trigger"])
 	}
@@ -168,66 +146,41 @@ func TestKeysMatchLambdacontext(t *testing.T) {
 	}
 }
 
+// AWS_LAMBDA_LOG_LEVEL filters as Lambda does, and levels between Lambda's six
+// are written as the name of their band, because Lambda filters JSON lines by
+// level name and knows no "INFO+2".
 func TestLevels(t *testing.T) {
-	all := []slog.Level{LevelTrace, slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError, LevelFatal}
+	all := []slog.Level{LevelTrace - 4, LevelTrace, slog.LevelDebug - 1, slog.LevelDebug, slog.LevelInfo, slog.LevelInfo + 2,
+		slog.LevelWarn, slog.LevelWarn + 1, slog.LevelError, slog.LevelError + 1, LevelFatal, LevelFatal + 4}
 	tests := []struct {
 		env  string
 		want []string
 	}{
-		{"", []string{"INFO", "WARN", "ERROR", "FATAL"}},
-		{"TRACE", []string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}},
-		{"DEBUG", []string{"DEBUG", "INFO", "WARN", "ERROR", "FATAL"}},
-		{"INFO", []string{"INFO", "WARN", "ERROR", "FATAL"}},
-		{"WARN", []string{"WARN", "ERROR", "FATAL"}},
-		{"ERROR", []string{"ERROR", "FATAL"}},
-		{"FATAL", []string{"FATAL"}},
-		{" warn ", []string{"WARN", "ERROR", "FATAL"}},
-		{"verbose", []string{"INFO", "WARN", "ERROR", "FATAL"}},
+		{"", []string{"INFO", "INFO", "WARN", "WARN", "ERROR", "ERROR", "FATAL", "FATAL"}},
+		{"TRACE", []string{"TRACE", "TRACE", "DEBUG", "INFO", "INFO", "WARN", "WARN", "ERROR", "ERROR", "FATAL", "FATAL"}},
+		{"DEBUG", []string{"DEBUG", "INFO", "INFO", "WARN", "WARN", "ERROR", "ERROR", "FATAL", "FATAL"}},
+		{"INFO", []string{"INFO", "INFO", "WARN", "WARN", "ERROR", "ERROR", "FATAL", "FATAL"}},
+		{"WARN", []string{"WARN", "WARN", "ERROR", "ERROR", "FATAL", "FATAL"}},
+		{"ERROR", []string{"ERROR", "ERROR", "FATAL", "FATAL"}},
+		{"FATAL", []string{"FATAL", "FATAL"}},
+		{" warn ", []string{"WARN", "WARN", "ERROR", "ERROR", "FATAL", "FATAL"}},
+		{"verbose", []string{"INFO", "INFO", "WARN", "WARN", "ERROR", "ERROR", "FATAL", "FATAL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == "AWS_LAMBDA_LOG_LEVEL" {
-					return tt.env
-				}
-				return ""
-			}
-			var buf bytes.Buffer
-			l := NewLogger(&buf, "worker", "sqs", LevelFromEnv(getenv))
-			for _, lv := range all {
-				l.Log(context.Background(), lv, "m")
-			}
+			getenv := func(k string) string { return map[string]string{"AWS_LAMBDA_LOG_LEVEL": tt.env}[k] }
 			var got []string
-			for _, line := range decodeLines(t, buf.Bytes()) {
+			for _, line := range logLines(t, LevelFromEnv(getenv), func(l *slog.Logger) {
+				for _, lv := range all {
+					l.Log(context.Background(), lv, "m")
+				}
+			}) {
 				got = append(got, line["level"].(string))
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("levels written = %v, want %v", got, tt.want)
 			}
 		})
-	}
-}
-
-// Levels between Lambda's six are written as the name of their band, because
-// Lambda filters JSON lines by level name and knows no "INFO+2".
-func TestLevelNamesBetweenLambdaLevels(t *testing.T) {
-	tests := []struct {
-		level slog.Level
-		want  string
-	}{
-		{LevelTrace - 4, "TRACE"},
-		{slog.LevelDebug - 1, "TRACE"},
-		{slog.LevelInfo + 2, "INFO"},
-		{slog.LevelWarn + 1, "WARN"},
-		{slog.LevelError + 1, "ERROR"},
-		{LevelFatal + 4, "FATAL"},
-	}
-	for _, tt := range tests {
-		var buf bytes.Buffer
-		NewLogger(&buf, "f", "t", LevelTrace-4).Log(context.Background(), tt.level, "m")
-		if got := decodeOne(t, buf.Bytes())["level"]; got != tt.want {
-			t.Errorf("level %d written as %v, want %s", tt.level, got, tt.want)
-		}
 	}
 }
 
@@ -263,15 +216,12 @@ func TestRedaction(t *testing.T) {
 	for _, tt := range tests {
 		for ctxName, ctx := range contexts {
 			t.Run(tt.name+"/"+ctxName, func(t *testing.T) {
-				var buf bytes.Buffer
-				l := NewLogger(&buf, "webhook", "http", slog.LevelInfo)
-				tt.log(slog.New(contextHandler{l.Handler(), ctx}))
-				got := decodeOne(t, buf.Bytes())
+				got := logLine(t, func(l *slog.Logger) { tt.log(slog.New(contextHandler{l.Handler(), ctx})) })
 				if v, ok := lookup(got, tt.path...); !ok || v != tt.want {
-					t.Errorf("%v = %v, want %v; line: %s", tt.path, v, tt.want, buf.Bytes())
+					t.Errorf("%v = %v, want %v; line: %v", tt.path, v, tt.want, got)
 				}
-				if tt.want == redacted && strings.Contains(buf.String(), secret) {
-					t.Errorf("secret leaked: %s", buf.Bytes())
+				if tt.want == redacted && bytes.Contains(fmt.Append(nil, got), []byte(secret)) {
+					t.Errorf("secret leaked: %v", got)
 				}
 			})
 		}

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Metric names, as the contract fixes them.
+// Metric names (docs/reference.md, Metrics): dashboards and alarms name them too.
 const (
 	MetricTenantsChecked     = "TenantsChecked"
 	MetricTenantsCompliant   = "TenantsCompliant"
@@ -63,15 +63,6 @@ func (m *Metrics) Add(name string, n int64) {
 // step, is recorded as 0.
 func (m *Metrics) SetDurationMs(ms int64) {
 	m.durationMs.Store(max(ms, 0))
-}
-
-// Get returns the current value of name, one of the Metric constants;
-// SweepDurationMs is 0 until set. Any other name panics, as in Add.
-func (m *Metrics) Get(name string) int64 {
-	if name == MetricSweepDurationMs {
-		return max(m.durationMs.Load(), 0)
-	}
-	return m.counts[counterIndex(name)].Load()
 }
 
 func counterIndex(name string) int {

@@ -59,7 +59,7 @@ func packagePath(pkg string) string {
 }
 
 // Build compiles one function, named as in functions/NAME ("webhook") or by its
-// package path ("./functions/webhook"), to outPath, as the contract builds it:
+// package path ("./functions/webhook"), to outPath, as docs/reference.md, Functions, builds it:
 // CGO_ENABLED=0, -tags lambda.norpc, but for this machine's GOOS and GOARCH,
 // since the emulator runs it here.
 func Build(ctx context.Context, pkg, outPath string) error {

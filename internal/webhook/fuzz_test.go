@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 	"acronismfa/internal/webhook"
 )
 
 // FuzzVerify feeds Verify arbitrary headers and checks what a success implies,
-// then checks on the same inputs that a signature made by Sign verifies among
+// then checks on the same inputs that a signature made by testkit.Sign verifies among
 // arbitrary other entries, and stops verifying once one body byte changes.
 func FuzzVerify(f *testing.F) {
 	f.Add([]byte("key"), "msg_1", int64(1_700_000_000), []byte(`{"enabled": true}`), "v1,AAAA", uint(0), "1700000000", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
@@ -37,9 +38,9 @@ func FuzzVerify(f *testing.F) {
 		// Any instant from 1970 to the year 5138 has a timestamp Verify accepts.
 		signed := time.Unix((ts%1e11+1e11)%1e11, 0)
 		tsHeader := strconv.FormatInt(signed.Unix(), 10)
-		sig := webhook.Sign(key, id, signed, body)
+		sig := testkit.Sign(key, id, signed, body)
 		if err := webhook.Verify([][]byte{key}, id, tsHeader, noise+" "+sig+" "+noise, body, signed); err != nil {
-			t.Fatalf("Verify of Sign's signature among %q: %v", noise, err)
+			t.Fatalf("Verify of testkit.Sign's signature among %q: %v", noise, err)
 		}
 		if len(body) == 0 {
 			return

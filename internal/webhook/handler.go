@@ -30,7 +30,7 @@ type Acronis interface {
 // signature that no cached key matches (a key added since the cache was filled).
 type Keys func(ctx context.Context, fresh bool) ([][]byte, error)
 
-// Handler serves GET and PUT /tenants/{tenant_id}/mfa (contract section 4).
+// Handler serves GET and PUT /tenants/{tenant_id}/mfa (docs/reference.md, Webhook).
 type Handler struct {
 	Keys      Keys
 	Acronis   Acronis
@@ -46,7 +46,7 @@ type Handler struct {
 	replays replayGuard
 }
 
-// Status is the status object of contract section 4.
+// Status is the status object (docs/reference.md, Webhook).
 type Status struct {
 	TenantID                  string `json:"tenant_id"`
 	MFAStatus                 string `json:"mfa_status"`
@@ -208,7 +208,7 @@ func badRequest(err error) *apiError {
 	return &apiError{http.StatusBadRequest, code, err.Error(), 0, nil}
 }
 
-// acronisError maps an Acronis failure to the contract's status and code.
+// acronisError maps an Acronis failure to the status and code of docs/reference.md, Webhook.
 func acronisError(err error) *apiError {
 	var ae *acronis.Error
 	errors.As(err, &ae)

@@ -97,13 +97,6 @@ func Verify(keys [][]byte, id, timestamp, signatureHeader string, body []byte, n
 	return unauthorized(fmt.Sprintf("no matching signature: v1 signatures: %d, keys: %d, malformed entries: %d", v1, len(expected), malformed))
 }
 
-// Sign returns the webhook-signature entry "v1,<base64>" for a request with this
-// id, timestamp and body, as a sender computes it. The timestamp header to send
-// with it is strconv.FormatInt(ts.Unix(), 10).
-func Sign(key []byte, id string, ts time.Time, body []byte) string {
-	return "v1," + base64.StdEncoding.EncodeToString(mac(key, id, strconv.FormatInt(ts.Unix(), 10), body))
-}
-
 func mac(key []byte, id, timestamp string, body []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(id))

@@ -25,7 +25,7 @@ type Acronis interface {
 	Stats() acronis.Stats
 }
 
-// Handler processes SQS batches of enforcement requests (contract section 5).
+// Handler processes SQS batches of enforcement requests (docs/reference.md, Worker messages).
 type Handler struct {
 	Acronis Acronis
 	Rules   policy.Rules

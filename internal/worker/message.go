@@ -1,5 +1,3 @@
-// Package queue serves the worker's SQS queue (contract section 5): message
-// shapes, batch processing and partial batch failures.
 package worker
 
 import (
@@ -43,8 +41,8 @@ type Message struct {
 	SweepID    string // the sweep that fanned this message out, if one did
 }
 
-// ParseMessage parses an SQS message body in one of the three shapes of the
-// contract:
+// ParseMessage parses an SQS message body in one of the three shapes of
+// docs/reference.md, Worker messages:
 //
 //	{"tenant_id": "<uuid>", "enabled": true|false}
 //	{"tenant_id": "<uuid>"}

@@ -3,11 +3,13 @@ package worker_test
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 	"acronismfa/internal/worker"
 )
 
@@ -18,15 +20,14 @@ const (
 
 func ptr(b bool) *bool { return &b }
 
-// event is an EventBridge event as a rule with the queue as target delivers it.
+// event is an EventBridge event of detailType as a rule with the queue as
+// target delivers it.
 func event(detailType, detail string) string {
-	return `{"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "` + detailType + `",
-		"source": "com.example.provisioning", "account": "123456789012", "time": "2026-01-02T03:04:05Z",
-		"region": "eu-central-1", "resources": [], "detail": ` + detail + `}`
+	return strings.Replace(testkit.TenantCreated(detail), `"detail-type":"Tenant Created"`, `"detail-type":`+strconv.Quote(detailType), 1)
 }
 
 func TestParseMessage(t *testing.T) {
-	const eventID = "6a7e8feb-b491-4cf7-a9f1-bf3703467718"
+	const eventID = "(the event's own)" // a new id in every event built
 	tests := []struct {
 		name    string
 		body    string
@@ -121,6 +122,9 @@ func TestParseMessage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseMessage: %v", err)
 			}
+			if tt.want.EventID == eventID && strings.Contains(tt.body, `"id":"`+got.EventID+`"`) {
+				got.EventID = eventID
+			}
 			if !equal(got, tt.want) {
 				t.Errorf("ParseMessage = %s, want %s", show(got), show(tt.want))
 			}
@@ -166,7 +170,7 @@ func show(m worker.Message) string {
 // canonical UUID or a sensible name, with a kind that matches the rest.
 func FuzzParseMessage(f *testing.F) {
 	f.Add(`{"tenant_id": "` + tenantID + `", "enabled": true}`)
-	f.Add(event("Tenant Created", `{"tenant_name": "ACME"}`))
+	f.Add(testkit.TenantCreated(`{"tenant_name": "ACME"}`))
 	f.Fuzz(func(t *testing.T, body string) {
 		m, err := worker.ParseMessage(body)
 		if err != nil {

@@ -19,7 +19,7 @@ import (
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/config"
-	"acronismfa/internal/webhook"
+	"acronismfa/internal/testkit"
 )
 
 // transcript collects everything the functions hand back besides their stdout:
@@ -131,7 +131,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		req := signed(st.key, http.MethodPut, ids[5], `{"enabled": true}`)
 		mutate(&req)
 		ts, _ := strconv.ParseInt(req.Headers["webhook-timestamp"], 10, 64)
-		forged = append(forged, strings.TrimPrefix(webhook.Sign(st.key, req.Headers["webhook-id"], time.Unix(ts, 0), []byte(req.Body)), "v1,"))
+		forged = append(forged, strings.TrimPrefix(testkit.Sign(st.key, req.Headers["webhook-id"], time.Unix(ts, 0), []byte(req.Body)), "v1,"))
 		resp, err := wh.webhook().Handle(ctx, req)
 		tr.add(resp, err)
 		count(resp)
@@ -142,7 +142,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	signedBad(func(r *events.APIGatewayV2HTTPRequest) {
 		old := time.Now().Add(-time.Hour)
 		r.Headers["webhook-timestamp"] = strconv.FormatInt(old.Unix(), 10)
-		r.Headers["webhook-signature"] = webhook.Sign(st.key, r.Headers["webhook-id"], old, []byte(r.Body))
+		r.Headers["webhook-signature"] = testkit.Sign(st.key, r.Headers["webhook-id"], old, []byte(r.Body))
 	})
 	signedBad(func(r *events.APIGatewayV2HTTPRequest) { r.Headers["webhook-signature"] = "v1,garbage v2,x" })
 	signedBad(func(r *events.APIGatewayV2HTTPRequest) { delete(r.Headers, "webhook-signature") })
