@@ -1,13 +1,15 @@
+//go:build integration
+
 package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -15,219 +17,145 @@ import (
 	"acronismfa/internal/testkit"
 )
 
-// summaryKeys are the fields of the sweep summary, contract section 6.
-var summaryKeys = []string{
-	"root_tenant_id", "desired", "dry_run", "tenants_seen", "compliant", "changed", "would_change",
-	"skipped_inherited", "skipped_disabled", "skipped_excluded", "not_allowed", "failed", "fanned_out",
-	"users_without_totp", "duration_ms",
-}
-
-// buckets are the summary fields each listed tenant lands in exactly one of.
-var buckets = []string{
-	"compliant", "changed", "would_change", "skipped_inherited", "skipped_disabled",
-	"skipped_excluded", "not_allowed", "failed", "fanned_out",
-}
-
-// sweepSummary decodes and checks a sweep's answer: every field, and every
-// listed tenant in exactly one bucket.
-func sweepSummary(t *testing.T, inv invocation, st *stack) map[string]float64 {
+// sweep invokes a sweep and checks its summary (testkit checks it against the
+// contract, the audit lines and the EMF document) against the tree: root,
+// desired state, dry run and one count per tenant.
+func (w *world) sweep(t *testing.T, fn *testkit.Function, event []byte, dryRun bool) (testkit.Invocation, map[string]int) {
 	t.Helper()
-	var raw map[string]any
-	if err := json.Unmarshal(inv.body, &raw); err != nil {
-		t.Fatalf("sweep answer %s: %v", inv.body, err)
+	inv, s, err := fn.Sweep(t.Context(), event)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := slices.Sorted(maps.Keys(raw)); !slices.Equal(got, slices.Sorted(slices.Values(summaryKeys))) {
-		t.Fatalf("summary fields %v, want %v (answer %s)", got, summaryKeys, inv.body)
+	if s.RootTenantID != w.sim.RootID() || s.Desired != "enabled" {
+		t.Errorf("summary root %s desired %s, want %s enabled", s.RootTenantID, s.Desired, w.sim.RootID())
 	}
-	if raw["root_tenant_id"] != st.sim.RootID() || raw["desired"] != "enabled" {
-		t.Errorf("summary root %v desired %v, want %s enabled", raw["root_tenant_id"], raw["desired"], st.sim.RootID())
+	if want := len(w.sim.All()); s.Counts["tenants_seen"] != want {
+		t.Errorf("tenants_seen %d, want the tree's %d", s.Counts["tenants_seen"], want)
 	}
-	n := map[string]float64{}
-	for k, v := range raw {
-		if f, ok := v.(float64); ok {
-			n[k] = f
+	checkEMF(t, inv.EMF, "sweep", "schedule")
+	if s.DryRun != dryRun {
+		t.Errorf("summary dry_run %v, want %v", s.DryRun, dryRun)
+	}
+	return inv, s.Counts
+}
+
+// want compares counts of a summary.
+func want(t *testing.T, step string, got map[string]int, counts map[string]int) {
+	t.Helper()
+	for k, v := range counts {
+		if got[k] != v {
+			t.Errorf("%s: %s %d, want %d (summary %v)", step, k, got[k], v, got)
 		}
 	}
-	if want := len(st.sim.All()); n["tenants_seen"] != float64(want) {
-		t.Errorf("tenants_seen %v, want the tree's %d", n["tenants_seen"], want)
-	}
-	sum := 0.0
-	for _, b := range buckets {
-		sum += n[b]
-	}
-	if sum != n["tenants_seen"] {
-		t.Errorf("buckets add up to %v, tenants_seen is %v: %s", sum, n["tenants_seen"], inv.body)
-	}
-	checkEMF(t, inv.emf, "sweep", "schedule", true)
-	for metric, field := range map[string]string{"TenantsChecked": "tenants_seen", "TenantsChanged": "changed",
-		"TenantsWouldChange": "would_change", "UsersWithoutTotp": "users_without_totp", "SweepDurationMs": "duration_ms"} {
-		if inv.emf.Metrics[metric] != n[field] {
-			t.Errorf("EMF %s %v, summary %s %v", metric, inv.emf.Metrics[metric], field, n[field])
-		}
-	}
-	return n
 }
 
 func TestSweep(t *testing.T) {
 	t.Parallel()
-	st := newStack(t, sim.TreeSpec{Seed: 37, Size: 300})
-	all := st.sim.All()
+	w := newWorld(t, sim.TreeSpec{Seed: 37, Size: 300})
+	all := w.sim.All()
 	// One drifting customer is excluded: it and its units stay as they are.
-	var excluded sim.Tenant
-	for _, d := range drifting(all) {
-		if d.Kind == "customer" {
-			excluded = d
-			break
-		}
-	}
-	if excluded.ID == "" {
+	i := slices.IndexFunc(testkit.DriftOf(all).Fixable, func(d sim.Tenant) bool { return d.Kind == "customer" })
+	if i < 0 {
 		t.Fatal("the generated tree has no drifting customer")
 	}
-	drift := drifting(all, excluded.ID)
-	wantUsers := 0
-	for _, d := range drift {
-		wantUsers += usersWithoutTOTP(all, d)
+	excluded := testkit.DriftOf(all).Fixable[i]
+	drift := testkit.DriftOf(all, excluded.ID)
+	users := 0
+	for _, d := range drift.Fixable {
+		u, totp := testkit.UserTotals(all, d)
+		users += u - totp
 	}
-	if len(drift) == 0 {
-		t.Fatal("the generated tree does not drift")
+	fn := w.start(t, "sweep", map[string]string{"EXCLUDED_TENANT_IDS": excluded.ID, "SWEEP_CONCURRENCY": "4"})
+
+	// A dry run reports and writes nothing.
+	before := testkit.MFAStates(w.sim)
+	inv, n := w.sweep(t, fn, readEvent(t, "sweep-dry-run.json"), true)
+	want(t, "dry run", n, map[string]int{"would_change": len(drift.Fixable), "changed": 0, "failed": 0, "users_without_totp": users})
+	if got := w.sim.Count("PUT", "/mfa/status"); got != 0 || !maps.Equal(before, testkit.MFAStates(w.sim)) {
+		t.Errorf("the dry run changed the tree (%d PUTs)", got)
 	}
-	fn := start(t, "sweep", st.env(map[string]string{"EXCLUDED_TENANT_IDS": excluded.ID, "SWEEP_CONCURRENCY": "4"}))
+	var would []string
+	for _, a := range inv.Audits() {
+		if a["action"] == "would_enable" {
+			would = append(would, str(a["tenant_id"]))
+		}
+	}
+	if slices.Sort(would); !slices.Equal(would, drift.IDs()) {
+		t.Errorf("would_enable audit lines for %d tenants, want the %d drifting ones", len(would), len(drift.Fixable))
+	}
 
-	t.Run("dry run reports and writes nothing", func(t *testing.T) {
-		before := mfaStates(st.sim)
-		inv := invoke(t, fn, readEvent(t, "sweep-dry-run.json"))
-		n := sweepSummary(t, inv, st)
-		if n["would_change"] != float64(len(drift)) || n["changed"] != 0 {
-			t.Errorf("dry run: would_change %v changed %v, want %d and 0", n["would_change"], n["changed"], len(drift))
-		}
-		if n["users_without_totp"] != float64(wantUsers) {
-			t.Errorf("dry run: users_without_totp %v, want %d", n["users_without_totp"], wantUsers)
-		}
-		if n["failed"] != 0 {
-			t.Errorf("dry run: %v failed", n["failed"])
-		}
-		var raw map[string]any
-		_ = json.Unmarshal(inv.body, &raw)
-		if raw["dry_run"] != true {
-			t.Errorf("dry run summary says dry_run %v", raw["dry_run"])
-		}
-		if got := st.sim.Count("PUT", "/mfa/status"); got != 0 {
-			t.Errorf("dry run made %d PUTs", got)
-		}
-		if !maps.Equal(before, mfaStates(st.sim)) {
-			t.Error("dry run changed the tree")
-		}
-		would := 0
-		for _, m := range testkit.AuditLines(inv.lines) {
-			if m["action"] == "would_enable" {
-				would++
-			}
-		}
-		if would != len(drift) {
-			t.Errorf("%d would_enable audit lines, want %d", would, len(drift))
-		}
-	})
+	// The scheduled event brings exactly the drifting tenants into line, one PUT each.
+	_, n = w.sweep(t, fn, readEvent(t, "sweep-scheduled.json"), false)
+	want(t, "sweep", n, map[string]int{"changed": len(drift.Fixable), "would_change": 0, "failed": 0, "fanned_out": 0, "users_without_totp": users})
+	if n["skipped_excluded"] < 1 {
+		t.Errorf("skipped_excluded %d, want the excluded customer counted", n["skipped_excluded"])
+	}
+	if got := testkit.Changed(before, testkit.MFAStates(w.sim)); !slices.Equal(got, drift.IDs()) {
+		t.Errorf("the sweep changed %d tenants, want exactly the %d drifting ones", len(got), len(drift.Fixable))
+	}
+	if got := w.sim.Count("PUT", "/mfa/status"); got != len(drift.Fixable) {
+		t.Errorf("%d PUTs for %d drifting tenants", got, len(drift.Fixable))
+	}
+	compliant := n["compliant"] + n["changed"]
 
-	var compliantAfter float64
-	t.Run("scheduled event brings the tree into line", func(t *testing.T) {
-		inv := invoke(t, fn, readEvent(t, "sweep-scheduled.json"))
-		n := sweepSummary(t, inv, st)
-		if n["changed"] != float64(len(drift)) || n["would_change"] != 0 || n["failed"] != 0 || n["fanned_out"] != 0 {
-			t.Errorf("changed %v would_change %v failed %v fanned_out %v, want %d, 0, 0, 0",
-				n["changed"], n["would_change"], n["failed"], n["fanned_out"], len(drift))
-		}
-		if n["users_without_totp"] != float64(wantUsers) {
-			t.Errorf("users_without_totp %v, want %d", n["users_without_totp"], wantUsers)
-		}
-		if n["skipped_excluded"] < 1 {
-			t.Errorf("skipped_excluded %v, want the excluded customer counted", n["skipped_excluded"])
-		}
-		if got := st.sim.Count("PUT", "/mfa/status"); got != len(drift) {
-			t.Errorf("%d PUTs for %d drifting tenants", got, len(drift))
-		}
-		now := st.sim.All()
-		if left := drifting(now, excluded.ID); len(left) != 0 {
-			t.Errorf("%d tenants still drift after the sweep, first %+v", len(left), left[0])
-		}
-		if got := mustGet(t, st.sim, excluded.ID).MFAStatus; got != excluded.MFAStatus {
-			t.Errorf("the excluded customer went from %q to %q", excluded.MFAStatus, got)
-		}
-		compliantAfter = n["compliant"] + n["changed"]
-	})
+	// EventBridge Scheduler's bare input finds nothing left to do.
+	_, n = w.sweep(t, fn, readEvent(t, "sweep-scheduler.json"), false)
+	want(t, "second sweep", n, map[string]int{"changed": 0, "would_change": 0, "failed": 0, "compliant": compliant})
 
-	t.Run("Scheduler input finds nothing left to do", func(t *testing.T) {
-		inv := invoke(t, fn, readEvent(t, "sweep-scheduler.json"))
-		n := sweepSummary(t, inv, st)
-		if n["changed"] != 0 || n["would_change"] != 0 || n["failed"] != 0 || n["compliant"] != compliantAfter {
-			t.Errorf("second sweep: changed %v would_change %v failed %v compliant %v, want 0, 0, 0, %v",
-				n["changed"], n["would_change"], n["failed"], n["compliant"], compliantAfter)
-		}
-	})
-
-	fn.Stop()
-	checkLogs(t, fn.Output().Lines(), "sweep", "schedule", true)
+	checkLogs(t, fn, "sweep", "schedule", true)
 }
 
 // A sweep over more tenants than SWEEP_INLINE_LIMIT hands the drifting ones to
 // the queue; the worker, fed what really landed in SQS, enforces them.
 func TestSweepFanOutThroughQueue(t *testing.T) {
 	t.Parallel()
-	st := newStack(t, sim.TreeSpec{Seed: 41, Size: 200})
-	drift := drifting(st.sim.All())
-	if len(drift) == 0 {
+	w := newWorld(t, sim.TreeSpec{Seed: 41, Size: 200})
+	drift := testkit.DriftOf(w.sim.All())
+	if len(drift.Fixable) == 0 {
 		t.Fatal("the generated tree does not drift")
 	}
-	sweepFn := start(t, "sweep", st.env(map[string]string{"ENFORCE_QUEUE_URL": st.queueURL, "SWEEP_INLINE_LIMIT": "50"}))
-	workerFn := start(t, "worker", st.env(nil))
+	sweepFn := w.start(t, "sweep", map[string]string{"SWEEP_INLINE_LIMIT": "50"})
+	workerFn := w.start(t, "worker", nil)
 
-	inv := invoke(t, sweepFn, []byte(`{}`))
-	n := sweepSummary(t, inv, st)
-	if n["fanned_out"] != float64(len(drift)) || n["changed"] != 0 || n["failed"] != 0 {
-		t.Fatalf("fanned_out %v changed %v failed %v, want %d, 0, 0", n["fanned_out"], n["changed"], n["failed"], len(drift))
-	}
-	if got := st.sim.Count("PUT", "/mfa/status"); got != 0 {
+	_, n := w.sweep(t, sweepFn, []byte(`{}`), false)
+	want(t, "fan-out", n, map[string]int{"fanned_out": len(drift.Fixable), "changed": 0, "failed": 0})
+	if got := w.sim.Count("PUT", "/mfa/status"); got != 0 {
 		t.Errorf("the fanning sweep made %d PUTs itself", got)
 	}
 
-	records := receiveAll(t, st, len(drift))
-	var failed []string
+	records := w.receive(t, len(drift.Fixable))
 	for batch := range slices.Chunk(records, 10) { // SQS's batch size for the worker
-		failed = append(failed, failedIDs(t, invoke(t, workerFn, sqsEvent(t, batch...)).body)...)
+		if _, failed, err := workerFn.Worker(t.Context(), events.SQSEvent{Records: batch}); err != nil || len(failed) != 0 {
+			t.Errorf("worker failed fanned-out messages %v (%v)", failed, err)
+		}
 	}
-	if len(failed) != 0 {
-		t.Errorf("worker failed fanned-out messages %v", failed)
+	if left := testkit.DriftOf(w.sim.All()); len(left.Fixable) != 0 {
+		t.Errorf("%d tenants still drift after the worker ran the fan-out", len(left.Fixable))
 	}
-	if left := drifting(st.sim.All()); len(left) != 0 {
-		t.Errorf("%d tenants still drift after the worker ran the fan-out", len(left))
-	}
-	sweepFn.Stop()
-	workerFn.Stop()
-	checkLogs(t, sweepFn.Output().Lines(), "sweep", "schedule", true)
-	checkLogs(t, workerFn.Output().Lines(), "worker", "sqs", true)
+	checkLogs(t, sweepFn, "sweep", "schedule", true)
+	checkLogs(t, workerFn, "worker", "sqs", true)
 }
 
-// receiveAll takes want messages off the queue, as SQS records for the worker.
-func receiveAll(t *testing.T, st *stack, want int) []map[string]any {
+// receive takes n messages off the queue, as SQS records for the worker.
+func (w *world) receive(t *testing.T, n int) []events.SQSMessage {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	client := sqs.NewFromConfig(st.aws)
-	var records []map[string]any
+	client := sqs.NewFromConfig(w.stack.AWS)
+	var records []events.SQSMessage
 	seen := map[string]bool{}
-	for len(records) < want {
+	for len(records) < n {
 		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(st.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60,
+			QueueUrl: aws.String(w.stack.QueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60,
 		})
 		if err != nil {
-			t.Fatalf("receive from the queue after %d of %d messages: %v", len(records), want, err)
+			t.Fatalf("receive from the queue after %d of %d messages: %v", len(records), n, err)
 		}
 		for _, m := range out.Messages {
-			id := aws.ToString(m.MessageId)
-			if seen[id] {
-				continue
+			if id := aws.ToString(m.MessageId); !seen[id] {
+				seen[id] = true
+				records = append(records, testkit.SQSRecord(id, aws.ToString(m.Body)))
 			}
-			seen[id] = true
-			records = append(records, sqsRecord(t, id, aws.ToString(m.Body)))
 		}
 	}
 	return records

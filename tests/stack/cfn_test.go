@@ -1,10 +1,13 @@
+//go:build integration
+
 package stack
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,19 +18,14 @@ import (
 // slices, strings, ints, bools, with intrinsic functions in their long form
 // ({"Ref": x}, {"Fn::GetAtt": [r, a]}, ...).
 type cfnTemplate struct {
-	Parameters map[string]map[string]any
-	Conditions map[string]any
-	Rules      map[string]any
-	Globals    map[string]any
-	Resources  map[string]cfnResource
-	Outputs    map[string]any
+	Parameters                          map[string]map[string]any
+	Conditions, Rules, Globals, Outputs map[string]any
+	Resources                           map[string]cfnResource
 }
 
 type cfnResource struct {
-	Type       string
-	Condition  string
-	Properties map[string]any
-	Metadata   map[string]any
+	Type, Condition      string
+	Properties, Metadata map[string]any
 }
 
 func loadTemplate(path string) (*cfnTemplate, error) {
@@ -46,26 +44,15 @@ func loadTemplate(path string) (*cfnTemplate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	top, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: top level is not a mapping", path)
-	}
-	t := &cfnTemplate{
-		Parameters: map[string]map[string]any{},
-		Conditions: asMap(top["Conditions"]),
-		Rules:      asMap(top["Rules"]),
-		Globals:    asMap(top["Globals"]),
-		Resources:  map[string]cfnResource{},
-		Outputs:    asMap(top["Outputs"]),
-	}
+	top := asMap(v)
+	t := &cfnTemplate{Parameters: map[string]map[string]any{}, Conditions: asMap(top["Conditions"]), Rules: asMap(top["Rules"]),
+		Globals: asMap(top["Globals"]), Outputs: asMap(top["Outputs"]), Resources: map[string]cfnResource{}}
 	for name, p := range asMap(top["Parameters"]) {
 		t.Parameters[name] = asMap(p)
 	}
 	for id, r := range asMap(top["Resources"]) {
 		m := asMap(r)
-		cond, _ := m["Condition"].(string)
-		typ, _ := m["Type"].(string)
-		t.Resources[id] = cfnResource{Type: typ, Condition: cond, Properties: asMap(m["Properties"]), Metadata: asMap(m["Metadata"])}
+		t.Resources[id] = cfnResource{Type: str(m["Type"]), Condition: str(m["Condition"]), Properties: asMap(m["Properties"]), Metadata: asMap(m["Metadata"])}
 	}
 	return t, nil
 }
@@ -103,24 +90,16 @@ func nodeValue(n *yaml.Node) (any, error) {
 		}
 		v = s
 	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!int":
-			i, err := strconv.Atoi(n.Value)
-			if err != nil {
+		v = n.Value // a scalar under a CloudFormation tag is the function's argument, as written
+		if !isCfnTag(n.Tag) {
+			if err := n.Decode(&v); err != nil {
 				return nil, fmt.Errorf("line %d: %w", n.Line, err)
 			}
-			v = i
-		case "!!bool":
-			v = n.Value == "true" || n.Value == "True" || n.Value == "TRUE"
-		case "!!null":
-			v = nil
-		default:
-			v = n.Value
 		}
 	default:
 		return nil, fmt.Errorf("line %d: unexpected YAML node kind %v", n.Line, n.Kind)
 	}
-	if !strings.HasPrefix(n.Tag, "!") || strings.HasPrefix(n.Tag, "!!") {
+	if !isCfnTag(n.Tag) {
 		return v, nil
 	}
 	switch tag := n.Tag[1:]; tag {
@@ -140,12 +119,13 @@ func nodeValue(n *yaml.Node) (any, error) {
 	}
 }
 
+func isCfnTag(tag string) bool { return strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!") }
+
 func asMap(v any) map[string]any {
-	m, _ := v.(map[string]any)
-	if m == nil {
-		return map[string]any{}
+	if m, ok := v.(map[string]any); ok {
+		return m
 	}
-	return m
+	return map[string]any{}
 }
 
 func asList(v any) []any {
@@ -161,29 +141,15 @@ func asList(v any) []any {
 
 // str renders a scalar as CloudFormation would pass it on: numbers and booleans as text.
 func str(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case int:
-		return strconv.Itoa(x)
-	case bool:
-		return strconv.FormatBool(x)
-	case nil:
+	if v == nil {
 		return ""
-	default:
-		return fmt.Sprint(x)
 	}
+	return fmt.Sprint(v)
 }
 
 func num(v any) (int, bool) {
-	switch x := v.(type) {
-	case int:
-		return x, true
-	case string:
-		i, err := strconv.Atoi(x)
-		return i, err == nil
-	}
-	return 0, false
+	i, err := strconv.Atoi(str(v))
+	return i, err == nil
 }
 
 // noValue is what AWS::NoValue evaluates to; containers drop it.
@@ -198,9 +164,12 @@ type evaluation struct {
 	t       *cfnTemplate
 	params  map[string]string
 	conds   map[string]bool
-	missing []string // problems met while evaluating: refs to absent things
+	missing []string // problems met while evaluating: refs to absent things, unsupported functions
 }
 
+// newEvaluation evaluates the template for these parameter values (the
+// defaults for the others); an error is what CloudFormation would refuse the
+// deploy for: a bad parameter value or a Rule's assertion.
 func newEvaluation(t *cfnTemplate, overrides map[string]string) (*evaluation, error) {
 	e := &evaluation{t: t, params: map[string]string{}, conds: map[string]bool{}}
 	for name, p := range t.Parameters {
@@ -230,7 +199,7 @@ func newEvaluation(t *cfnTemplate, overrides map[string]string) (*evaluation, er
 		}
 		e.conds[name] = b
 	}
-	for _, name := range sortedKeys(t.Rules) {
+	for _, name := range slices.Sorted(maps.Keys(t.Rules)) {
 		rule := asMap(t.Rules[name])
 		applies := true
 		if rc, ok := rule["RuleCondition"]; ok {
@@ -254,16 +223,8 @@ func newEvaluation(t *cfnTemplate, overrides map[string]string) (*evaluation, er
 }
 
 func checkParamValue(name string, p map[string]any, v string) error {
-	if allowed, ok := p["AllowedValues"]; ok {
-		found := false
-		for _, a := range asList(allowed) {
-			if str(a) == v {
-				found = true
-			}
-		}
-		if !found {
-			return fmt.Errorf("parameter %s=%q is not one of its AllowedValues %v", name, v, allowed)
-		}
+	if allowed, ok := p["AllowedValues"]; ok && !slices.ContainsFunc(asList(allowed), func(a any) bool { return str(a) == v }) {
+		return fmt.Errorf("parameter %s=%q is not one of its AllowedValues %v", name, v, allowed)
 	}
 	if pat, ok := p["AllowedPattern"].(string); ok {
 		re, err := regexp.Compile("^(?:" + pat + ")$")
@@ -275,8 +236,8 @@ func checkParamValue(name string, p map[string]any, v string) error {
 		}
 	}
 	if p["Type"] == "Number" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
+		n, ok := num(v)
+		if !ok {
 			return fmt.Errorf("parameter %s=%q is not a number", name, v)
 		}
 		if lo, ok := num(p["MinValue"]); ok && n < lo {
@@ -303,6 +264,8 @@ func (e *evaluation) condition(name string, depth int) (bool, error) {
 	return e.condExpr(expr, depth+1)
 }
 
+// condExpr evaluates the condition functions the template uses; any other is
+// an error, so that a new one cannot pass unchecked.
 func (e *evaluation) condExpr(expr any, depth int) (bool, error) {
 	m := asMap(expr)
 	if len(m) != 1 {
@@ -310,38 +273,16 @@ func (e *evaluation) condExpr(expr any, depth int) (bool, error) {
 	}
 	for fn, arg := range m {
 		args := asList(arg)
-		switch fn {
-		case "Condition":
+		switch {
+		case fn == "Condition":
 			return e.condition(str(arg), depth)
-		case "Fn::Equals":
-			if len(args) != 2 {
-				return false, fmt.Errorf("Fn::Equals needs 2 arguments")
-			}
+		case fn == "Fn::Equals" && len(args) == 2:
 			return str(e.Eval(args[0])) == str(e.Eval(args[1])), nil
-		case "Fn::Not":
-			if len(args) != 1 {
-				return false, fmt.Errorf("Fn::Not needs 1 argument")
-			}
+		case fn == "Fn::Not" && len(args) == 1:
 			b, err := e.condExpr(args[0], depth)
 			return !b, err
-		case "Fn::And", "Fn::Or":
-			and := fn == "Fn::And"
-			res := and
-			for _, a := range args {
-				b, err := e.condExpr(a, depth)
-				if err != nil {
-					return false, err
-				}
-				if and {
-					res = res && b
-				} else {
-					res = res || b
-				}
-			}
-			return res, nil
-		default:
-			return false, fmt.Errorf("unsupported condition function %s", fn)
 		}
+		return false, fmt.Errorf("unsupported condition %s %v", fn, arg)
 	}
 	panic("unreachable")
 }
@@ -378,25 +319,17 @@ func (e *evaluation) Eval(v any) any {
 	}
 }
 
+// intrinsic evaluates the functions the template uses: Ref, Fn::GetAtt, Fn::If
+// and Fn::Sub of a string; another Fn:: is reported.
 func (e *evaluation) intrinsic(fn string, arg any) (any, bool) {
-	switch fn {
-	case "Ref":
+	args := asList(arg)
+	switch {
+	case fn == "Ref":
 		return e.ref(str(arg)), true
-	case "Fn::GetAtt":
-		parts := asList(arg)
-		if len(parts) != 2 {
-			e.missing = append(e.missing, fmt.Sprintf("bad Fn::GetAtt %v", arg))
-			return "", true
-		}
-		res := str(parts[0])
-		e.needResource(res)
-		return "getatt:" + res + "." + str(parts[1]), true
-	case "Fn::If":
-		args := asList(arg)
-		if len(args) != 3 {
-			e.missing = append(e.missing, fmt.Sprintf("bad Fn::If %v", arg))
-			return "", true
-		}
+	case fn == "Fn::GetAtt" && len(args) == 2:
+		e.needResource(str(args[0]))
+		return "getatt:" + str(args[0]) + "." + str(args[1]), true
+	case fn == "Fn::If" && len(args) == 3:
 		b, err := e.condition(str(args[0]), 0)
 		if err != nil {
 			e.missing = append(e.missing, err.Error())
@@ -405,52 +338,23 @@ func (e *evaluation) intrinsic(fn string, arg any) (any, bool) {
 			return e.Eval(args[1]), true
 		}
 		return e.Eval(args[2]), true
-	case "Fn::Sub":
-		var tmpl string
-		vars := map[string]any{}
-		switch a := arg.(type) {
-		case string:
-			tmpl = a
-		case []any:
-			if len(a) != 2 {
-				e.missing = append(e.missing, fmt.Sprintf("bad Fn::Sub %v", arg))
-				return "", true
-			}
-			tmpl = str(a[0])
-			for k, val := range asMap(a[1]) {
-				vars[k] = e.Eval(val)
-			}
-		}
-		return subPattern.ReplaceAllStringFunc(tmpl, func(m string) string {
+	case fn == "Fn::Sub" && len(args) == 1:
+		return subPattern.ReplaceAllStringFunc(str(arg), func(m string) string {
 			name := m[2 : len(m)-1]
-			if strings.HasPrefix(name, "!") {
-				return "${" + name[1:] + "}"
-			}
-			if v, ok := vars[name]; ok {
-				return str(v)
-			}
 			if res, attr, ok := strings.Cut(name, "."); ok {
 				e.needResource(res)
 				return "getatt:" + res + "." + attr
 			}
 			return str(e.ref(name))
 		}), true
-	case "Fn::Join":
-		args := asList(arg)
-		if len(args) != 2 {
-			e.missing = append(e.missing, fmt.Sprintf("bad Fn::Join %v", arg))
-			return "", true
-		}
-		var parts []string
-		for _, p := range asList(e.Eval(args[1])) {
-			parts = append(parts, str(p))
-		}
-		return strings.Join(parts, str(args[0])), true
+	case strings.HasPrefix(fn, "Fn::"):
+		e.missing = append(e.missing, fmt.Sprintf("unsupported %s %v", fn, arg))
+		return "", true
 	}
 	return nil, false
 }
 
-var subPattern = regexp.MustCompile(`\$\{[^}]+\}`)
+var subPattern = regexp.MustCompile(`\$\{[^}!]+\}`)
 
 func (e *evaluation) ref(name string) any {
 	if name == "AWS::NoValue" {
@@ -473,9 +377,7 @@ func (e *evaluation) needResource(name string) {
 	r, ok := e.t.Resources[name]
 	if !ok {
 		e.missing = append(e.missing, fmt.Sprintf("reference to %s, which is neither a parameter nor a resource", name))
-		return
-	}
-	if r.Condition != "" && !e.conds[r.Condition] {
+	} else if r.Condition != "" && !e.conds[r.Condition] {
 		e.missing = append(e.missing, fmt.Sprintf("reference to %s, which this deployment does not create (condition %s is false)", name, r.Condition))
 	}
 }
@@ -490,49 +392,31 @@ func (e *evaluation) created(id string) bool {
 // maps merge key by key (recursively), lists concatenate (global first), other
 // values are replaced, as samtranslator's plugins/globals does.
 func (e *evaluation) function(id string) map[string]any {
-	r := e.t.Resources[id]
-	merged := mergeGlobals(asMap(e.t.Globals["Function"]), r.Properties)
-	return asMap(e.Eval(merged))
+	return asMap(e.Eval(mergeGlobals(asMap(e.t.Globals["Function"]), e.t.Resources[id].Properties)))
 }
 
 func mergeGlobals(global, local map[string]any) map[string]any {
-	out := make(map[string]any, len(global)+len(local))
-	for k, v := range global {
-		out[k] = v
-	}
+	out := maps.Clone(global)
 	for k, v := range local {
 		gm, gok := out[k].(map[string]any)
 		lm, lok := v.(map[string]any)
-		if gok && lok && !isIntrinsic(gm) && !isIntrinsic(lm) {
+		gl, glok := out[k].([]any)
+		ll, llok := v.([]any)
+		switch {
+		case gok && lok && !isIntrinsic(gm) && !isIntrinsic(lm):
 			out[k] = mergeGlobals(gm, lm)
-			continue
+		case glok && llok:
+			out[k] = append(slices.Clone(gl), ll...)
+		default:
+			out[k] = v
 		}
-		gl, gok := out[k].([]any)
-		ll, lok := v.([]any)
-		if gok && lok {
-			out[k] = append(append([]any{}, gl...), ll...)
-			continue
-		}
-		out[k] = v
 	}
 	return out
 }
 
 func isIntrinsic(m map[string]any) bool {
-	if len(m) != 1 {
-		return false
-	}
 	for k := range m {
-		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
+		return len(m) == 1 && (k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::"))
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

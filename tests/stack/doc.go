@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package stack holds the tests of the deployment: the SAM template (template.yaml),
 // its deploy config (samconfig.toml), the Makefile targets that `sam build` calls and
 // the sample events in events/. It has no production code.
