@@ -1,6 +1,7 @@
 package acronis
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -157,6 +158,7 @@ type request struct {
 	query       url.Values
 	body        []byte
 	contentType string
+	emptyOK     bool // a 2xx without a body is a success
 }
 
 func (r request) fail(class error) *Error {
@@ -194,29 +196,41 @@ func (r request) build(ctx context.Context, base string) (*http.Request, error) 
 	return req, nil
 }
 
-// call runs an API request with the current access token. A 401 means the token
-// was revoked or expired early: it is replaced once and the request sent once more.
+// call runs an API request with the current access token and decodes its answer.
 func call[T any](ctx context.Context, c *Client, r request) (T, error) {
-	var out T
+	out, _, err := callMaybeEmpty[T](ctx, c, r)
+	return out, err
+}
+
+// callMaybeEmpty is call for a request whose success may come without a body,
+// which it reports as empty; for any other request an empty answer is an
+// unreadable one. A 401 means the token was revoked or expired early: it is
+// replaced once and the request sent once more.
+func callMaybeEmpty[T any](ctx context.Context, c *Client, r request) (out T, empty bool, err error) {
 	decode := func(body io.Reader) error {
+		br := bufio.NewReader(body)
+		if _, err := br.Peek(1); err == io.EOF && r.emptyOK {
+			empty = true
+			return nil
+		}
 		var v T
-		if err := json.NewDecoder(body).Decode(&v); err != nil {
+		if err := json.NewDecoder(br).Decode(&v); err != nil {
 			return err
 		}
-		out = v
+		out, empty = v, false
 		return nil
 	}
 	for renewed := false; ; renewed = true {
 		t, err := c.token(ctx)
 		if err != nil {
-			return out, err
+			return out, false, err
 		}
 		e := c.exchange(ctx, t.base, r, t.authorize, decode)
 		if e == nil {
-			return out, nil
+			return out, empty, nil
 		}
 		if e.Status != http.StatusUnauthorized || renewed {
-			return out, e
+			return out, false, e
 		}
 		c.log.DebugContext(ctx, "acronis token rejected, renewing it", "op", r.op)
 		c.invalidate(t)
@@ -228,12 +242,14 @@ func call[T any](ctx context.Context, c *Client, r request) (T, error) {
 // unreadable answer and is retried like a 5xx.
 func (c *Client) exchange(ctx context.Context, base string, r request, authorize func(*http.Request), decode func(io.Reader) error) *Error {
 	for attempt := 1; ; attempt++ {
-		e, retry := c.attempt(ctx, base, r, authorize, decode)
+		e, retry, asked := c.attempt(ctx, base, r, authorize, decode)
 		if e == nil || !retry || attempt >= c.maxAttempts {
 			return e
 		}
+		// A server that names the wait, even "Retry-After: 0", knows better
+		// than a guess.
 		wait := e.RetryAfter
-		if wait <= 0 {
+		if !asked {
 			wait = c.backoff(attempt)
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
@@ -241,26 +257,30 @@ func (c *Client) exchange(ctx context.Context, base string, r request, authorize
 		}
 		c.log.DebugContext(ctx, "acronis retry", "op", r.op, "tenant_id", r.tenantID,
 			"attempt", attempt, "status", e.Status, "wait", wait, "error", e.Error())
+		if wait == 0 {
+			continue
+		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return r.ended(ctx, err)
 		}
 	}
 }
 
-// attempt sends r once and reports whether a failure is worth another attempt.
-func (c *Client) attempt(ctx context.Context, base string, r request, authorize func(*http.Request), decode func(io.Reader) error) (*Error, bool) {
+// attempt sends r once and reports whether a failure is worth another attempt
+// and whether the answer said when to make it (Retry-After, kept in RetryAfter).
+func (c *Client) attempt(ctx context.Context, base string, r request, authorize func(*http.Request), decode func(io.Reader) error) (*Error, bool, bool) {
 	req, err := r.build(ctx, base)
 	if err != nil {
 		e := r.fail(ErrUpstream)
 		e.Err = err
-		return e, false
+		return e, false, false
 	}
 	authorize(req)
 	if c.inflight != nil {
 		select {
 		case c.inflight <- struct{}{}:
 		case <-ctx.Done():
-			return r.ended(ctx, ctx.Err()), false
+			return r.ended(ctx, ctx.Err()), false, false
 		}
 		// Deferred before the body is discarded, so released after it: the
 		// server is done with the request only once its answer is read.
@@ -270,7 +290,7 @@ func (c *Client) attempt(ctx context.Context, base string, r request, authorize 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return r.ended(ctx, err), false
+			return r.ended(ctx, err), false, false
 		}
 		c.failures.Add(1)
 		e := r.fail(ErrUpstream)
@@ -279,24 +299,24 @@ func (c *Client) attempt(ctx context.Context, base string, r request, authorize 
 			err = ue.Err
 		}
 		e.Err = err
-		return e, true
+		return e, true, false
 	}
 	defer discard(resp.Body)
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		err := decode(io.LimitReader(resp.Body, maxAnswer))
 		if err == nil {
-			return nil, false
+			return nil, false, false
 		}
 		if ctx.Err() != nil {
-			return r.ended(ctx, err), false
+			return r.ended(ctx, err), false, false
 		}
 		c.failures.Add(1)
 		e := r.fail(ErrUpstream)
 		e.Status = resp.StatusCode
 		e.Message = "unreadable answer"
 		e.Err = err
-		return e, true
+		return e, true, false
 	}
 
 	e := r.fail(classify(resp.StatusCode))
@@ -308,12 +328,12 @@ func (c *Client) attempt(ctx context.Context, base string, r request, authorize 
 		c.throttled.Add(1)
 		e.Class = ErrThrottled
 		e.RetryAfter = ra
-		return e, true
+		return e, true, hasRA
 	case resp.StatusCode >= 500:
 		c.failures.Add(1)
-		return e, true
+		return e, true, false
 	}
-	return e, false
+	return e, false, false
 }
 
 // backoff is exponential with full jitter, so that callers throttled together do

@@ -1,14 +1,16 @@
 package acronis
 
 import (
+	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestBackoffGrowsWithFullJitterUpToTheCap(t *testing.T) {
-	c := New(StaticCredentials{}, Options{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second})
+	c := New(nil, Options{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second})
 	for attempt, limit := range map[int]time.Duration{
 		1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond,
 		4: 800 * time.Millisecond, 5: time.Second, 40: time.Second, 70: time.Second,
@@ -69,5 +71,53 @@ func TestParseErrorBody(t *testing.T) {
 		if code != tt.code || message != tt.message {
 			t.Errorf("parseErrorBody(%s) = %q, %q; want %q, %q", tt.body, code, message, tt.code, tt.message)
 		}
+	}
+}
+
+func TestExactTenantsKeepsTenantsOfExactlyThatName(t *testing.T) {
+	hits := []searchHit{
+		{ObjType: "tenant", ID: "1", Name: "Acme Ltd"}, {ObjType: "user", ID: "2", Name: "Acme"},
+		{ObjType: "tenant", ID: "3", Name: "Acme", Kind: "customer", ParentID: "p"}, {ObjType: "tenant", ID: "4", Name: "acme"},
+	}
+	if got := exactTenants(hits, "Acme"); len(got) != 1 || got[0].ID != "3" || got[0].Kind != "customer" || got[0].ParentID != "p" {
+		t.Errorf("exact matches %+v, want tenant 3 alone", got)
+	}
+}
+
+func TestIDSetYieldsEachIDOnce(t *testing.T) {
+	var s idSet
+	for i, tt := range []struct {
+		id  string
+		new bool
+	}{
+		{"f0000000-0000-4000-8000-00000000000a", true},
+		{"F0000000-0000-4000-8000-00000000000A", false}, // one tenant, two spellings
+		{"f0000000-0000-4000-8000-00000000000b", true},
+		{"cust", true},
+		{"cust", false},
+		{"f0000000-0000-4000-8000-00000000000a", false},
+	} {
+		if got := s.add(tt.id); got != tt.new {
+			t.Errorf("add %d (%s) = %t, want %t", i, tt.id, got, tt.new)
+		}
+	}
+}
+
+// A sweep lists up to 100,000 tenants; the set of their ids must stay small.
+func TestIDSetOf100kTenantsIsSmall(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var s idSet
+	for i := range 100_000 {
+		s.add(fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(&s)
+	if mb := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20); mb > 8 {
+		t.Errorf("the ids of 100,000 tenants take %.1f MB, want at most 8", mb)
+	} else {
+		t.Logf("the ids of 100,000 tenants take %.1f MB", mb)
 	}
 }

@@ -1,391 +1,294 @@
 package acronis_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
-	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"acronismfa/internal/acronis"
+	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
 )
 
-const (
-	testClientID = "client-1"
-	testSecret   = "s3cret-value"
-)
+// The simulator refuses a token request that is not the documented client
+// credentials grant and an API request without a valid bearer token, so every
+// successful call below also shows that the client asked as documented.
 
-// fakeAcronis serves the token endpoint (token, or a default that issues
-// "tok-N" for two hours) and hands every other request to api.
-type fakeAcronis struct {
-	*httptest.Server
-	tokenCalls atomic.Int32
-	apiCalls   atomic.Int32
-}
+var classes = []error{acronis.ErrNotFound, acronis.ErrNotAllowed, acronis.ErrBadRequest, acronis.ErrUnauthorized,
+	acronis.ErrThrottled, acronis.ErrUpstream, acronis.ErrDeadline}
 
-func newFake(t *testing.T, token, api http.HandlerFunc) *fakeAcronis {
-	t.Helper()
-	f := &fakeAcronis{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/2/idp/token" {
-			n := f.tokenCalls.Add(1)
-			if token != nil {
-				token(w, r)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"access_token": fmt.Sprintf("tok-%d", n), "token_type": "bearer", "expires_in": 7200})
-			return
-		}
-		f.apiCalls.Add(1)
-		api(w, r)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func platformError(w http.ResponseWriter, status, code int, message string) {
-	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "domain": "PlatformAccountServer", "message": message}})
-}
-
-func okStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, tenant.MFAStatus{MFAStatus: tenant.MFAEnabled, UsersCount: 3, UsersWithTOTPEnabledCount: 1, UpdateAllowed: true})
-}
-
-// sleepRecorder stands in for the retry timer: it records the wait and returns
-// at once.
-type sleepRecorder struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.waits = append(s.waits, d)
-	return ctx.Err()
-}
-
-func (s *sleepRecorder) recorded() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waits...)
-}
-
-func creds(base string) acronis.StaticCredentials {
-	return acronis.StaticCredentials{BaseURL: base, ClientID: testClientID, ClientSecret: testSecret}
-}
-
-// newClient builds a client against base whose retry waits are recorded, not slept.
-func newClient(src acronis.CredentialSource, opts acronis.Options) (*acronis.Client, *sleepRecorder) {
-	rec := &sleepRecorder{}
-	if opts.Sleep == nil {
-		opts.Sleep = rec.sleep
-	}
-	return acronis.New(src, opts), rec
-}
-
-// fakeClock is a settable clock shared by the client and the fakes.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func asError(t *testing.T, err error) *acronis.Error {
+// wantClass checks that err is an *acronis.Error of class want and of no other
+// class, and that Retryable agrees with its class.
+func wantClass(t *testing.T, err, want error) *acronis.Error {
 	t.Helper()
 	var e *acronis.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T) is not an *acronis.Error", err, err)
+		t.Fatalf("error %v (%T), want an *acronis.Error of class %v", err, err, want)
+	}
+	for _, class := range classes {
+		if errors.Is(err, class) != (class == want) {
+			t.Errorf("error %v: errors.Is(%v) = %t", err, class, errors.Is(err, class))
+		}
+	}
+	if retryable := want == acronis.ErrThrottled || want == acronis.ErrUpstream; acronis.Retryable(err) != retryable {
+		t.Errorf("Retryable(%v) = %t", err, !retryable)
 	}
 	return e
 }
 
-func TestTokenIsRequestedAsDocumentedAndReused(t *testing.T) {
-	f := newFake(t,
-		func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			id, secret, ok := r.BasicAuth()
-			switch {
-			case r.Method != http.MethodPost:
-				t.Errorf("token method %s, want POST", r.Method)
-			case r.Header.Get("Content-Type") != "application/x-www-form-urlencoded":
-				t.Errorf("token Content-Type %q", r.Header.Get("Content-Type"))
-			case string(body) != "grant_type=client_credentials":
-				t.Errorf("token body %q", body)
-			case !ok || id != testClientID || secret != testSecret:
-				t.Errorf("token request without the client's Basic credentials")
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"access_token": "tok-A", "token_type": "bearer", "expires_in": 7200})
-		},
-		func(w http.ResponseWriter, r *http.Request) {
-			if got := r.Header.Get("Authorization"); got != "Bearer tok-A" {
-				t.Errorf("Authorization %q, want the issued bearer token", got)
-			}
-			okStatus(w, r)
-		})
-	c, _ := newClient(creds(f.URL), acronis.Options{})
-	for range 5 {
-		if _, err := c.MFAStatus(t.Context(), "t1"); err != nil {
+func mfaPath(id string) string { return "/api/2/tenants/" + id + "/mfa/status" }
+
+func add(t *testing.T, s *sim.Server, tenants ...sim.Tenant) {
+	t.Helper()
+	for _, tn := range tenants {
+		if err := s.Add(tn); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := f.tokenCalls.Load(); n != 1 {
-		t.Errorf("%d token calls for 5 requests, want 1", n)
-	}
-	if got, want := c.Stats(), (acronis.Stats{Requests: 6}); got != want {
-		t.Errorf("stats %+v, want %+v", got, want)
-	}
 }
 
-func TestTokenRenewedBeforeExpiry(t *testing.T) {
-	tests := []struct {
-		name        string
-		answer      func(now time.Time) map[string]any
-		reusedUntil time.Duration // since issue; the next second needs a new token
-	}{
-		{"expires_in", func(time.Time) map[string]any { return map[string]any{"expires_in": 7200} }, 105 * time.Minute},
-		{"expires_on", func(now time.Time) map[string]any { return map[string]any{"expires_on": now.Add(2 * time.Hour).Unix()} }, 105 * time.Minute},
-		{"earlier of the two", func(now time.Time) map[string]any {
-			return map[string]any{"expires_on": now.Add(time.Hour).Unix(), "expires_in": 7200}
-		}, 45 * time.Minute},
-		{"neither: two hours assumed", func(time.Time) map[string]any { return map[string]any{} }, 105 * time.Minute},
-		{"short-lived token kept for half its life", func(time.Time) map[string]any { return map[string]any{"expires_in": 600} }, 5 * time.Minute},
+func staleRequests(s *sim.Server) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Stale {
+			n++
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clock := newFakeClock()
-			var f *fakeAcronis
-			f = newFake(t,
-				func(w http.ResponseWriter, r *http.Request) {
-					a := tt.answer(clock.Now())
-					a["access_token"] = fmt.Sprintf("tok-%d", f.tokenCalls.Load())
-					writeJSON(w, http.StatusOK, a)
-				}, okStatus)
-			c, _ := newClient(creds(f.URL), acronis.Options{Now: clock.Now})
-			steps := []struct {
-				advance time.Duration
-				tokens  int32
-			}{
-				{0, 1},
-				{tt.reusedUntil - time.Second, 1},
-				{2 * time.Second, 2},
-			}
-			for _, s := range steps {
-				clock.Advance(s.advance)
-				if _, err := c.MFAStatus(t.Context(), "t1"); err != nil {
-					t.Fatal(err)
-				}
-				if n := f.tokenCalls.Load(); n != s.tokens {
-					t.Fatalf("after %v more: %d token calls, want %d", s.advance, n, s.tokens)
-				}
-			}
-		})
-	}
+	return n
 }
 
-func TestConcurrentCallersShareOneTokenRenewal(t *testing.T) {
-	f := newFake(t, nil, okStatus)
-	c, _ := newClient(creds(f.URL), acronis.Options{})
+func TestOneTokenServesConcurrentCallers(t *testing.T) {
+	a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+	before := a.Client.Stats()
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Go(func() {
 			<-start
-			if _, err := c.MFAStatus(t.Context(), "t1"); err != nil {
-				t.Error(err)
+			for range 16 {
+				if _, err := a.Client.MFAStatus(t.Context(), a.Sim.RootID()); err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		})
 	}
 	close(start)
 	wg.Wait()
-	if n := f.tokenCalls.Load(); n != 1 {
-		t.Errorf("%d token calls for 64 concurrent callers, want 1", n)
+	if n := a.Sim.TokensIssued(); n != 1 {
+		t.Errorf("%d tokens for 64 concurrent callers, want 1", n)
+	}
+	if got := a.Client.Stats().Sub(before); got != (acronis.Stats{Requests: 1025}) {
+		t.Errorf("stats %+v, want 1,025 requests and nothing else", got)
 	}
 }
 
-func TestCallerWaitingForRenewalGivesUpWithItsContext(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	f := newFake(t,
-		func(w http.ResponseWriter, r *http.Request) {
-			close(entered)
-			<-release
-			writeJSON(w, http.StatusOK, map[string]any{"access_token": "tok", "expires_in": 7200})
-		}, okStatus)
-	c, _ := newClient(creds(f.URL), acronis.Options{})
-
-	first := make(chan error, 1)
-	go func() { _, err := c.MFAStatus(t.Context(), "t1"); first <- err }()
-	<-entered
-
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	waiter := make(chan error, 1)
-	go func() { _, err := c.MFAStatus(ctx, "t2"); waiter <- err }()
-	select {
-	case err := <-waiter:
-		if !errors.Is(err, acronis.ErrDeadline) || !errors.Is(err, context.Canceled) {
-			t.Errorf("waiter got %v, want ErrDeadline wrapping context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Error("a caller with an ended context stayed blocked behind another's renewal")
-	}
-	close(release)
-	if err := <-first; err != nil {
-		t.Errorf("renewing caller: %v", err)
-	}
-}
-
-func TestRevokedTokenIsRenewedOnceAndRequestRetriedOnce(t *testing.T) {
+func TestTokenRenewedBeforeExpiry(t *testing.T) {
 	tests := []struct {
 		name      string
-		rejects   int32 // 401 answers before the API accepts the token
-		wantErr   error
-		wantAPI   int32
-		wantToken int32
+		ttl       time.Duration
+		omit      []string
+		simAhead  time.Duration // Acronis's clock ahead of the client's
+		reusedFor time.Duration // since issue; a second later a new token is fetched
 	}{
-		{"one 401: renewed and retried", 1, nil, 2, 2},
-		{"401 again after renewal is final", 100, acronis.ErrUnauthorized, 2, 2},
+		{name: "expires_in and expires_on", reusedFor: 105 * time.Minute},
+		{name: "expires_in only", omit: []string{"expires_on"}, reusedFor: 105 * time.Minute},
+		{name: "expires_on only", omit: []string{"expires_in"}, reusedFor: 105 * time.Minute},
+		{name: "neither: two hours assumed", omit: []string{"expires_in", "expires_on"}, reusedFor: 105 * time.Minute},
+		{name: "expires_on earlier: Acronis's clock behind", simAhead: -time.Hour, reusedFor: 45 * time.Minute},
+		{name: "expires_in earlier: Acronis's clock ahead", simAhead: time.Hour, reusedFor: 105 * time.Minute},
+		{name: "short-lived token kept for half its life", ttl: 10 * time.Minute, reusedFor: 5 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var f *fakeAcronis
-			f = newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-				if f.apiCalls.Load() <= tt.rejects {
-					platformError(w, http.StatusUnauthorized, 401, "token expired")
-					return
-				}
-				okStatus(w, r)
+			clock := testkit.NewClock()
+			a := testkit.NewAcronis(t, testkit.AcronisOptions{
+				Sim:    sim.Options{TokenTTL: tt.ttl, Now: func() time.Time { return clock.Now().Add(tt.simAhead) }},
+				Client: acronis.Options{Now: clock.Now},
 			})
-			c, _ := newClient(creds(f.URL), acronis.Options{})
-			_, err := c.MFAStatus(t.Context(), "t1")
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Fatalf("error %v, want %v", err, tt.wantErr)
-			}
-			if err != nil {
-				e := asError(t, err)
-				if e.Status != 401 || e.Code != "401" || e.Message != "token expired" || e.TenantID != "t1" || e.Op != "GET /tenants/{id}/mfa/status" {
-					t.Errorf("error fields %+v", e)
+			a.Sim.SetFaults(sim.Faults{OmitTokenFields: tt.omit})
+			for _, step := range []struct {
+				advance time.Duration
+				tokens  int
+			}{{0, 1}, {tt.reusedFor - time.Second, 1}, {2 * time.Second, 2}} {
+				clock.Advance(step.advance)
+				if _, err := a.Client.MFAStatus(t.Context(), a.Sim.RootID()); err != nil {
+					t.Fatal(err)
+				}
+				if n := a.Sim.TokensIssued(); n != step.tokens {
+					t.Fatalf("after %v more: %d tokens, want %d", step.advance, n, step.tokens)
 				}
 			}
-			if got := f.apiCalls.Load(); got != tt.wantAPI {
-				t.Errorf("%d API calls, want %d", got, tt.wantAPI)
-			}
-			if got := f.tokenCalls.Load(); got != tt.wantToken {
-				t.Errorf("%d token calls, want %d", got, tt.wantToken)
+			if n := staleRequests(a.Sim); n != 0 {
+				t.Errorf("%d requests sent with an expired token", n)
 			}
 		})
 	}
 }
 
-// rotatingSource holds the current secret and the one a re-read would find.
+// blockingSource holds the first caller inside the token renewal.
+type blockingSource struct {
+	testkit.StaticCredentials
+	entered, release chan struct{}
+}
+
+func (b blockingSource) Credentials(ctx context.Context) (acronis.Credentials, error) {
+	close(b.entered)
+	<-b.release
+	return b.StaticCredentials.Credentials(ctx)
+}
+
+func TestCallerWaitingForRenewalGivesUpWithItsContext(t *testing.T) {
+	a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+	src := blockingSource{testkit.StaticCredentials(a.Creds), make(chan struct{}), make(chan struct{})}
+	c := acronis.New(src, acronis.Options{})
+	first := make(chan error, 1)
+	go func() { _, err := c.MFAStatus(t.Context(), a.Sim.RootID()); first <- err }()
+	<-src.entered
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	waiter := make(chan error, 1)
+	go func() { _, err := c.MFAStatus(ctx, a.Sim.RootID()); waiter <- err }()
+	select {
+	case err := <-waiter:
+		wantClass(t, err, acronis.ErrDeadline)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("waiter got %v, want it to wrap context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a caller with an ended context stayed blocked behind another's renewal")
+	}
+	close(src.release)
+	if err := <-first; err != nil {
+		t.Errorf("renewing caller: %v", err)
+	}
+}
+
+func TestRevokedTokenIsRenewedOnce(t *testing.T) {
+	t.Run("by every caller at once", func(t *testing.T) {
+		a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+		if _, err := a.Client.MFAStatus(t.Context(), a.Sim.RootID()); err != nil {
+			t.Fatal(err)
+		}
+		a.Sim.ExpireTokens()
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				for range 4 {
+					if _, err := a.Client.Tenant(t.Context(), a.Sim.RootID()); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if n := a.Sim.TokensIssued(); n != 2 {
+			t.Errorf("%d tokens, want 2: the first and one renewal", n)
+		}
+		if n := staleRequests(a.Sim); n == 0 || n > 64 {
+			t.Errorf("%d requests refused for a revoked token, want 1 to 64 (one per caller at most)", n)
+		}
+	})
+	t.Run("a 401 after renewal is final", func(t *testing.T) {
+		a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+		root := a.Sim.RootID()
+		a.Sim.SetFaults(sim.Faults{FailNth: []sim.NthFailure{{Method: "GET", Path: mfaPath(root), Nth: []int{1, 2, 3}, Status: 401}}})
+		_, err := a.Client.MFAStatus(t.Context(), root)
+		e := wantClass(t, err, acronis.ErrUnauthorized)
+		if e.Status != 401 || e.Code != "401" || e.Message != "Unauthorized" || e.TenantID != root || e.Op != "GET /tenants/{id}/mfa/status" {
+			t.Errorf("error fields %+v", e)
+		}
+		if gets, tokens := a.Sim.Count("GET", "/mfa/status"), a.Sim.TokensIssued(); gets != 2 || tokens != 2 {
+			t.Errorf("%d requests and %d tokens, want 2 and 2", gets, tokens)
+		}
+	})
+}
+
+// rotatingSource serves its credentials; a re-read finds fresh, or the
+// simulator's current secret when fresh is empty, as a re-read of Secrets
+// Manager would after a rotation.
 type rotatingSource struct {
-	mu            sync.Mutex
-	base          string
-	secret, fresh string
-	err, freshErr error
-	refreshes     int
+	mu              sync.Mutex
+	creds           acronis.Credentials
+	sim             *sim.Server
+	fresh           string
+	err, refreshErr error
+	refreshes       int
 }
 
 func (s *rotatingSource) Credentials(context.Context) (acronis.Credentials, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return acronis.Credentials{BaseURL: s.base, ClientID: testClientID, ClientSecret: s.secret}, s.err
+	return s.creds, s.err
 }
 
 func (s *rotatingSource) Refresh(context.Context) (acronis.Credentials, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshes++
-	s.secret = s.fresh
-	return acronis.Credentials{BaseURL: s.base, ClientID: testClientID, ClientSecret: s.secret}, s.freshErr
+	s.creds.ClientSecret = cmp.Or(s.fresh, s.sim.ClientSecret())
+	return s.creds, s.refreshErr
 }
 
 func TestRejectedCredentialsAreReReadOnce(t *testing.T) {
 	sourceDown := errors.New("secrets manager unavailable")
 	tests := []struct {
 		name          string
-		accepted      string // the secret Acronis accepts
-		status        int    // its answer to any other
-		oauth         string
-		src           *rotatingSource
-		wantErr       error
+		secret, fresh string // the source's secret ("" the simulator's) and what a re-read finds
+		rotate        bool   // the simulator's secret changes after a first successful call
+		refusal       sim.OAuthRefusal
+		err, reErr    error
+		want          error
 		wantOp        string
 		wantCode      string
-		wantRefreshes int
-		wantTokenHTTP int32
+		refreshes     int
+		tokenCalls    int
 	}{
-		{name: "rotated secret picked up", accepted: "new", status: 401, oauth: "invalid_client",
-			src: &rotatingSource{secret: "old", fresh: "new"}, wantRefreshes: 1, wantTokenHTTP: 2},
-		{name: "still rejected after re-read", accepted: "other", status: 401, oauth: "invalid_client",
-			src: &rotatingSource{secret: "old", fresh: "new"}, wantErr: acronis.ErrUnauthorized, wantOp: "POST /idp/token",
-			wantCode: "invalid_client", wantRefreshes: 1, wantTokenHTTP: 2},
-		{name: "400 unauthorized_client", accepted: "other", status: 400, oauth: "unauthorized_client",
-			src: &rotatingSource{secret: "old", fresh: "new"}, wantErr: acronis.ErrUnauthorized, wantOp: "POST /idp/token",
-			wantCode: "unauthorized_client", wantRefreshes: 1, wantTokenHTTP: 2},
-		{name: "403 access_denied", accepted: "other", status: 403, oauth: "access_denied",
-			src: &rotatingSource{secret: "old", fresh: "new"}, wantErr: acronis.ErrUnauthorized, wantOp: "POST /idp/token",
-			wantCode: "access_denied", wantRefreshes: 1, wantTokenHTTP: 2},
-		{name: "malformed token request is not a credentials problem", accepted: "other", status: 400, oauth: "invalid_grant",
-			src: &rotatingSource{secret: "old", fresh: "new"}, wantErr: acronis.ErrBadRequest, wantOp: "POST /idp/token",
-			wantCode: "invalid_grant", wantRefreshes: 0, wantTokenHTTP: 1},
-		{name: "source down", src: &rotatingSource{err: sourceDown}, wantErr: acronis.ErrUpstream, wantOp: "credentials"},
-		{name: "re-read fails", accepted: "other", status: 401, oauth: "invalid_client",
-			src:     &rotatingSource{secret: "old", freshErr: sourceDown},
-			wantErr: acronis.ErrUpstream, wantOp: "credentials", wantRefreshes: 1, wantTokenHTTP: 1},
+		{name: "rotated secret picked up", secret: "old", refreshes: 1, tokenCalls: 2},
+		{name: "rotated while its token was in use", rotate: true, refreshes: 1, tokenCalls: 3},
+		{name: "still rejected after re-read", secret: "old", fresh: "older", want: acronis.ErrUnauthorized,
+			wantOp: "POST /idp/token", wantCode: "invalid_client", refreshes: 1, tokenCalls: 2},
+		{name: "400 unauthorized_client", secret: "old", fresh: "older", refusal: sim.OAuthRefusal{Status: 400, Error: "unauthorized_client"},
+			want: acronis.ErrUnauthorized, wantOp: "POST /idp/token", wantCode: "unauthorized_client", refreshes: 1, tokenCalls: 2},
+		{name: "403 access_denied", secret: "old", fresh: "older", refusal: sim.OAuthRefusal{Status: 403, Error: "access_denied"},
+			want: acronis.ErrUnauthorized, wantOp: "POST /idp/token", wantCode: "access_denied", refreshes: 1, tokenCalls: 2},
+		{name: "400 invalid_grant is no credentials problem", secret: "old", refusal: sim.OAuthRefusal{Status: 400, Error: "invalid_grant"},
+			want: acronis.ErrBadRequest, wantOp: "POST /idp/token", wantCode: "invalid_grant", tokenCalls: 1},
+		{name: "source down", err: sourceDown, want: acronis.ErrUpstream, wantOp: "credentials"},
+		{name: "re-read fails", secret: "old", reErr: sourceDown, want: acronis.ErrUpstream, wantOp: "credentials", refreshes: 1, tokenCalls: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFake(t,
-				func(w http.ResponseWriter, r *http.Request) {
-					if _, secret, _ := r.BasicAuth(); secret != tt.accepted {
-						writeJSON(w, tt.status, map[string]string{"error": tt.oauth, "error_description": "client authentication failed"})
-						return
-					}
-					writeJSON(w, http.StatusOK, map[string]any{"access_token": "tok", "expires_in": 7200})
-				}, okStatus)
-			src := tt.src
-			src.base = f.URL
-			c, _ := newClient(src, acronis.Options{})
-			_, err := c.MFAStatus(t.Context(), "t1")
-			if tt.wantErr == nil {
-				if err != nil {
+			a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+			a.Sim.SetFaults(sim.Faults{CredentialsRefusal: tt.refusal})
+			creds := a.Creds
+			creds.ClientSecret = cmp.Or(tt.secret, creds.ClientSecret)
+			src := &rotatingSource{creds: creds, sim: a.Sim, fresh: tt.fresh, err: tt.err, refreshErr: tt.reErr}
+			c := acronis.New(src, acronis.Options{})
+			if tt.rotate {
+				if _, err := c.MFAStatus(t.Context(), a.Sim.RootID()); err != nil {
 					t.Fatal(err)
 				}
-			} else {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("error %v, want %v", err, tt.wantErr)
-				}
-				e := asError(t, err)
+				a.Sim.SetClientSecret("rotated")
+				a.Sim.ExpireTokens()
+			}
+			_, err := c.MFAStatus(t.Context(), a.Sim.RootID())
+			if tt.want == nil && err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != nil {
+				e := wantClass(t, err, tt.want)
 				if e.Op != tt.wantOp || e.Code != tt.wantCode {
 					t.Errorf("Op %q Code %q, want %q %q", e.Op, e.Code, tt.wantOp, tt.wantCode)
 				}
@@ -395,113 +298,133 @@ func TestRejectedCredentialsAreReReadOnce(t *testing.T) {
 				if tt.wantOp == "credentials" && !errors.Is(err, sourceDown) {
 					t.Errorf("error %v does not wrap the source's failure", err)
 				}
+				if n := a.Sim.Count("GET", ""); n != 0 {
+					t.Errorf("%d API requests went out without a token", n)
+				}
 			}
-			if src.refreshes != tt.wantRefreshes {
-				t.Errorf("%d re-reads, want %d", src.refreshes, tt.wantRefreshes)
-			}
-			if n := f.tokenCalls.Load(); n != tt.wantTokenHTTP {
-				t.Errorf("%d token calls, want %d", n, tt.wantTokenHTTP)
-			}
-			if f.apiCalls.Load() != 0 && tt.wantErr != nil {
-				t.Error("an API call went out without a token")
+			if src.refreshes != tt.refreshes || a.Sim.Count("POST", "/idp/token") != tt.tokenCalls {
+				t.Errorf("%d re-reads and %d token calls, want %d and %d", src.refreshes, a.Sim.Count("POST", "/idp/token"), tt.refreshes, tt.tokenCalls)
 			}
 		})
 	}
-}
-
-type answer struct {
-	status     int
-	retryAfter string
-	body       string
+	t.Run("incomplete credentials are not sent", func(t *testing.T) {
+		a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+		for _, blank := range []func(*acronis.Credentials){
+			func(c *acronis.Credentials) { c.BaseURL = "" },
+			func(c *acronis.Credentials) { c.ClientID = "" },
+			func(c *acronis.Credentials) { c.ClientSecret = "" },
+		} {
+			creds := a.Creds
+			blank(&creds)
+			_, err := acronis.New(testkit.StaticCredentials(creds), acronis.Options{}).OwnTenantID(t.Context())
+			if e := wantClass(t, err, acronis.ErrUpstream); e.Op != "credentials" {
+				t.Errorf("Op %q, want credentials", e.Op)
+			}
+		}
+		if n := len(a.Sim.Requests()); n != 0 {
+			t.Errorf("%d requests sent", n)
+		}
+	})
 }
 
 func TestRetriesAndClassification(t *testing.T) {
-	clock := newFakeClock()
-	const base, maxDelay = 100 * time.Millisecond, 300 * time.Millisecond
 	caps := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
-	platform := func(code int, msg string) string {
-		return fmt.Sprintf(`{"error":{"code":%d,"domain":"PlatformAccountServer","message":%q,"details":{"info":null},"context":{}}}`, code, msg)
+	nth := func(method string, status int, n ...int) []sim.NthFailure {
+		return []sim.NthFailure{{Method: method, Path: "ROOT", Nth: n, Status: status}}
 	}
-	ok := answer{200, "", `{"mfa_status":"enabled","users_count":3}`}
 	tests := []struct {
-		name       string
-		answers    []answer // the last one repeats
-		wantErr    error
-		wantStatus int
-		wantCode   string
-		wantRA     time.Duration
-		waits      []time.Duration // exact waits; nil: backoffs within caps
-		backoffs   int
-		wantStats  acronis.Stats // API attempts only (token call subtracted)
+		name     string
+		faults   sim.Faults
+		write    bool // SetMFA rather than MFAStatus
+		want     error
+		status   int
+		code     string
+		ra       time.Duration
+		waits    []time.Duration // exact waits; nil: as many backoffs within caps
+		backoffs int
+		stats    acronis.Stats // API requests only
 	}{
-		{name: "503 with Retry-After, then success", answers: []answer{{503, "2", ""}, ok},
-			waits: []time.Duration{2 * time.Second}, wantStats: acronis.Stats{Requests: 2, Throttled: 1}},
-		{name: "429 with an HTTP date", answers: []answer{{429, clock.Now().Add(3 * time.Second).Format(http.TimeFormat), ""}, ok},
-			waits: []time.Duration{3 * time.Second}, wantStats: acronis.Stats{Requests: 2, Throttled: 1}},
-		{name: "429 past the budget", answers: []answer{{429, "1", platform(429, "slow down")}},
-			wantErr: acronis.ErrThrottled, wantStatus: 429, wantCode: "429", wantRA: time.Second,
-			waits: []time.Duration{time.Second, time.Second, time.Second}, wantStats: acronis.Stats{Requests: 4, Throttled: 4}},
-		{name: "429 without Retry-After backs off", answers: []answer{{429, "", ""}, {429, "", ""}, ok},
-			backoffs: 2, wantStats: acronis.Stats{Requests: 3, Throttled: 2}},
-		{name: "500 past the budget", answers: []answer{{500, "", platform(1000, "internal error")}},
-			wantErr: acronis.ErrUpstream, wantStatus: 500, wantCode: "1000", backoffs: 3,
-			wantStats: acronis.Stats{Requests: 4, Errors: 4}},
-		{name: "503 without Retry-After is an upstream failure", answers: []answer{{503, "", ""}, ok},
-			backoffs: 1, wantStats: acronis.Stats{Requests: 2, Errors: 1}},
-		{name: "502 then success", answers: []answer{{502, "", "<html>bad gateway</html>"}, ok},
-			backoffs: 1, wantStats: acronis.Stats{Requests: 2, Errors: 1}},
-		{name: "unreadable 200 then success", answers: []answer{{200, "", `{"mfa_status":`}, ok},
-			backoffs: 1, wantStats: acronis.Stats{Requests: 2, Errors: 1}},
-		{name: "unreadable 200 past the budget", answers: []answer{{200, "", `<html>`}},
-			wantErr: acronis.ErrUpstream, wantStatus: 200, backoffs: 3, wantStats: acronis.Stats{Requests: 4, Errors: 4}},
-		{name: "404", answers: []answer{{404, "", platform(1005, "tenant not found")}},
-			wantErr: acronis.ErrNotFound, wantStatus: 404, wantCode: "1005", wantStats: acronis.Stats{Requests: 1}},
-		{name: "403", answers: []answer{{403, "", platform(1002, "access denied")}},
-			wantErr: acronis.ErrNotAllowed, wantStatus: 403, wantCode: "1002", wantStats: acronis.Stats{Requests: 1}},
-		{name: "400", answers: []answer{{400, "", platform(400, "bad")}},
-			wantErr: acronis.ErrBadRequest, wantStatus: 400, wantCode: "400", wantStats: acronis.Stats{Requests: 1}},
-		{name: "405", answers: []answer{{405, "", ""}}, wantErr: acronis.ErrBadRequest, wantStatus: 405, wantStats: acronis.Stats{Requests: 1}},
-		{name: "409 with a string code", answers: []answer{{409, "", `{"error":{"code":"1001","message":"version mismatch"}}`}},
-			wantErr: acronis.ErrBadRequest, wantStatus: 409, wantCode: "1001", wantStats: acronis.Stats{Requests: 1}},
-		{name: "415", answers: []answer{{415, "", ""}}, wantErr: acronis.ErrBadRequest, wantStatus: 415, wantStats: acronis.Stats{Requests: 1}},
-		{name: "422", answers: []answer{{422, "", ""}}, wantErr: acronis.ErrBadRequest, wantStatus: 422, wantStats: acronis.Stats{Requests: 1}},
+		{name: "429 with Retry-After 0 is retried at once", faults: sim.Faults{FailNth: nth("GET", 429, 1, 2)},
+			waits: []time.Duration{}, stats: acronis.Stats{Requests: 3, Throttled: 2}},
+		{name: "503 with Retry-After, then success", faults: sim.Faults{FailNth: nth("GET", 503, 1), RetryAfter: 2},
+			waits: []time.Duration{2 * time.Second}, stats: acronis.Stats{Requests: 2, Throttled: 1}},
+		{name: "429 with an HTTP date", faults: sim.Faults{FailNth: nth("GET", 429, 1), RetryAfter: 3, RetryAfterDate: true},
+			waits: []time.Duration{3 * time.Second}, stats: acronis.Stats{Requests: 2, Throttled: 1}},
+		{name: "429 past the budget", faults: sim.Faults{ThrottleEvery: 1, RetryAfter: 1},
+			want: acronis.ErrThrottled, status: 429, code: "429", ra: time.Second,
+			waits: []time.Duration{time.Second, time.Second, time.Second}, stats: acronis.Stats{Requests: 4, Throttled: 4}},
+		{name: "429 without Retry-After backs off", faults: sim.Faults{FailNth: nth("GET", 429, 1, 2), RetryAfter: -1},
+			backoffs: 2, stats: acronis.Stats{Requests: 3, Throttled: 2}},
+		{name: "503 without Retry-After is an upstream failure", faults: sim.Faults{FailNth: nth("GET", 503, 1), RetryAfter: -1},
+			backoffs: 1, stats: acronis.Stats{Requests: 2, Errors: 1}},
+		{name: "500 past the budget", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 500}},
+			want: acronis.ErrUpstream, status: 500, code: "500", backoffs: 3, stats: acronis.Stats{Requests: 4, Errors: 4}},
+		{name: "502 then success", faults: sim.Faults{FailNth: nth("GET", 502, 1)}, backoffs: 1, stats: acronis.Stats{Requests: 2, Errors: 1}},
+		{name: "unreadable 200 then success", faults: sim.Faults{FailNth: nth("GET", 200, 1)}, backoffs: 1, stats: acronis.Stats{Requests: 2, Errors: 1}},
+		{name: "unreadable 200 past the budget", faults: sim.Faults{FailNth: nth("GET", 200, 1, 2, 3, 4)},
+			want: acronis.ErrUpstream, status: 200, backoffs: 3, stats: acronis.Stats{Requests: 4, Errors: 4}},
+		{name: "connection closed without an answer, then success", write: true, faults: sim.Faults{FailNth: nth("PUT", sim.HangUp, 1, 2)},
+			backoffs: 2, stats: acronis.Stats{Requests: 3, Errors: 2}},
+		{name: "connection closed past the budget", write: true, faults: sim.Faults{FailNth: nth("PUT", sim.HangUp, 1, 2, 3, 4)},
+			want: acronis.ErrUpstream, backoffs: 3, stats: acronis.Stats{Requests: 4, Errors: 4}},
+		{name: "a redirect is not followed", write: true, faults: sim.Faults{FailNth: nth("PUT", 307, 1)},
+			want: acronis.ErrUpstream, status: 307, code: "307", stats: acronis.Stats{Requests: 1}},
+		{name: "404", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 404}}, want: acronis.ErrNotFound, status: 404, code: "1005", stats: acronis.Stats{Requests: 1}},
+		{name: "403", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 403}}, want: acronis.ErrNotAllowed, status: 403, code: "1002", stats: acronis.Stats{Requests: 1}},
+		{name: "400", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 400}}, want: acronis.ErrBadRequest, status: 400, code: "400", stats: acronis.Stats{Requests: 1}},
+		{name: "405", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 405}}, want: acronis.ErrBadRequest, status: 405, code: "405", stats: acronis.Stats{Requests: 1}},
+		{name: "409", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 409}}, want: acronis.ErrBadRequest, status: 409, code: "409", stats: acronis.Stats{Requests: 1}},
+		{name: "415", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 415}}, want: acronis.ErrBadRequest, status: 415, code: "415", stats: acronis.Stats{Requests: 1}},
+		{name: "422", faults: sim.Faults{FailTenants: map[string]int{"ROOT": 422}}, want: acronis.ErrBadRequest, status: 422, code: "422", stats: acronis.Stats{Requests: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var f *fakeAcronis
-			f = newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-				a := tt.answers[min(int(f.apiCalls.Load()), len(tt.answers))-1]
-				if a.retryAfter != "" {
-					w.Header().Set("Retry-After", a.retryAfter)
-				}
-				w.WriteHeader(a.status)
-				_, _ = io.WriteString(w, a.body)
-			})
-			c, rec := newClient(creds(f.URL), acronis.Options{Now: clock.Now, BaseDelay: base, MaxDelay: maxDelay})
-			st, err := c.MFAStatus(t.Context(), "t1")
-			if tt.wantErr == nil {
+			clock := testkit.NewClock()
+			a := testkit.NewAcronis(t, testkit.AcronisOptions{Sim: sim.Options{Now: clock.Now},
+				Client: acronis.Options{Now: clock.Now, BaseDelay: caps[0], MaxDelay: caps[2]}})
+			root := a.Sim.RootID()
+			for i := range tt.faults.FailNth {
+				tt.faults.FailNth[i].Path = mfaPath(root)
+			}
+			if s, ok := tt.faults.FailTenants["ROOT"]; ok {
+				tt.faults.FailTenants = map[string]int{root: s}
+			}
+			a.Sim.SetFaults(tt.faults)
+			var st tenant.MFAStatus
+			var err error
+			if tt.write {
+				st, err = a.Client.SetMFA(t.Context(), root, true)
+			} else {
+				st, err = a.Client.MFAStatus(t.Context(), root)
+			}
+			if tt.want == nil {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if st.MFAStatus != tenant.MFAEnabled || st.UsersCount != 3 {
+				if st.MFAStatus != tenant.MFAEnabled || !st.UpdateAllowed {
 					t.Errorf("status %+v, want the successful answer", st)
 				}
 			} else {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("error %v, want %v", err, tt.wantErr)
-				}
-				e := asError(t, err)
-				if e.Status != tt.wantStatus || e.Code != tt.wantCode || e.RetryAfter != tt.wantRA ||
-					e.Op != "GET /tenants/{id}/mfa/status" || e.TenantID != "t1" {
+				e := wantClass(t, err, tt.want)
+				op := map[bool]string{false: "GET /tenants/{id}/mfa/status", true: "PUT /tenants/{id}/mfa/status"}[tt.write]
+				if e.Status != tt.status || e.Code != tt.code || e.RetryAfter != tt.ra || e.Op != op || e.TenantID != root {
 					t.Errorf("error fields %+v", e)
 				}
-			}
-			waits := rec.recorded()
-			if tt.waits != nil {
-				if fmt.Sprint(waits) != fmt.Sprint(tt.waits) {
-					t.Errorf("waits %v, want %v", waits, tt.waits)
+				if tt.code != "" && e.Message != http.StatusText(tt.status) {
+					t.Errorf("Message %q, want the platform error's message", e.Message)
 				}
-			} else {
+				if ra, ok := acronis.RetryAfter(err); ra != tt.ra || ok != (tt.ra > 0) {
+					t.Errorf("RetryAfter = %v, %t", ra, ok)
+				}
+				if strings.Contains(err.Error(), a.URL) {
+					t.Errorf("error %q repeats the URL", err)
+				}
+			}
+			waits := a.Waits.All()
+			if tt.waits != nil && fmt.Sprint(waits) != fmt.Sprint(tt.waits) {
+				t.Errorf("waits %v, want %v", waits, tt.waits)
+			}
+			if tt.waits == nil {
 				if len(waits) != tt.backoffs {
 					t.Errorf("%d waits, want %d", len(waits), tt.backoffs)
 				}
@@ -511,54 +434,12 @@ func TestRetriesAndClassification(t *testing.T) {
 					}
 				}
 			}
-			tt.wantStats.Requests++ // the token call
-			if got := c.Stats(); got != tt.wantStats {
-				t.Errorf("stats %+v, want %+v", got, tt.wantStats)
+			tt.stats.Requests++ // the token call
+			if got := a.Client.Stats(); got != tt.stats {
+				t.Errorf("stats %+v, want %+v", got, tt.stats)
 			}
-		})
-	}
-}
-
-// flakyTransport fails the first n API requests before they reach the server.
-type flakyTransport struct {
-	n    atomic.Int32
-	next http.RoundTripper
-}
-
-func (f *flakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(r.URL.Path, "/idp/token") || f.n.Add(-1) < 0 {
-		return f.next.RoundTrip(r)
-	}
-	return nil, errors.New("connection reset by peer")
-}
-
-func TestTransportFailuresAreRetried(t *testing.T) {
-	tests := []struct {
-		name     string
-		failures int32
-		wantErr  error
-	}{
-		{"recovered", 2, nil},
-		{"past the budget", 4, acronis.ErrUpstream},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFake(t, nil, okStatus)
-			tr := &flakyTransport{next: http.DefaultTransport}
-			tr.n.Store(tt.failures)
-			c, rec := newClient(creds(f.URL), acronis.Options{HTTPClient: &http.Client{Transport: tr}})
-			_, err := c.MFAStatus(t.Context(), "t1")
-			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
-				t.Fatalf("error %v, want %v", err, tt.wantErr)
-			}
-			if err != nil && strings.Contains(err.Error(), f.URL) {
-				t.Errorf("error %q repeats the URL", err)
-			}
-			if got := len(rec.recorded()); got != int(min(tt.failures, 3)) {
-				t.Errorf("%d waits, want %d", got, min(tt.failures, 3))
-			}
-			if got := c.Stats().Errors; got != int64(tt.failures) {
-				t.Errorf("Errors %d, want %d", got, tt.failures)
+			if n := len(a.Sim.Requests()); n != int(tt.stats.Requests) {
+				t.Errorf("Acronis saw %d requests, the client counted %d", n, tt.stats.Requests)
 			}
 		})
 	}
@@ -566,341 +447,346 @@ func TestTransportFailuresAreRetried(t *testing.T) {
 
 func TestDeadlines(t *testing.T) {
 	t.Run("a wait past the deadline is not begun", func(t *testing.T) {
-		f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Retry-After", "60")
-			w.WriteHeader(http.StatusTooManyRequests)
-		})
-		c, rec := newClient(creds(f.URL), acronis.Options{})
+		a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+		a.Sim.SetFaults(sim.Faults{ThrottleEvery: 1, RetryAfter: 60})
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		_, err := c.MFAStatus(ctx, "t1")
-		if !errors.Is(err, acronis.ErrThrottled) {
-			t.Fatalf("error %v, want ErrThrottled", err)
-		}
+		_, err := a.Client.MFAStatus(ctx, a.Sim.RootID())
+		wantClass(t, err, acronis.ErrThrottled)
 		if ra, ok := acronis.RetryAfter(err); !ok || ra != time.Minute {
 			t.Errorf("RetryAfter %v, want 1m", ra)
 		}
-		if n := len(rec.recorded()); n != 0 || f.apiCalls.Load() != 1 {
-			t.Errorf("%d waits and %d calls, want none and 1", n, f.apiCalls.Load())
+		if n, gets := len(a.Waits.All()), a.Sim.Count("GET", "/mfa/status"); n != 0 || gets != 1 {
+			t.Errorf("%d waits and %d requests, want none and 1", n, gets)
 		}
 	})
 	t.Run("a slow answer ends with the context", func(t *testing.T) {
-		f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-		c, _ := newClient(creds(f.URL), acronis.Options{})
-		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+		root := a.Sim.RootID()
+		if _, err := a.Client.MFAStatus(t.Context(), root); err != nil {
+			t.Fatal(err)
+		}
+		a.Sim.SetFaults(sim.Faults{Latency: time.Minute})
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
 		begun := time.Now()
-		_, err := c.MFAStatus(ctx, "t1")
-		if !errors.Is(err, acronis.ErrDeadline) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("error %v, want ErrDeadline wrapping context.DeadlineExceeded", err)
+		_, err := a.Client.MFAStatus(ctx, root)
+		if took := time.Since(begun); took > 5*time.Second {
+			t.Errorf("returned %v after a 100ms deadline", took)
 		}
-		if took := time.Since(begun); took > 2*time.Second {
-			t.Errorf("took %v after a 50ms deadline", took)
+		e := wantClass(t, err, acronis.ErrDeadline)
+		if !errors.Is(err, context.DeadlineExceeded) || e.Op != "GET /tenants/{id}/mfa/status" || e.TenantID != root {
+			t.Errorf("error %v, fields %+v: want it to wrap context.DeadlineExceeded", err, e)
 		}
-		if e := asError(t, err); e.Op != "GET /tenants/{id}/mfa/status" || e.TenantID != "t1" {
-			t.Errorf("error fields %+v", e)
-		}
-		if got := c.Stats().Errors; got != 0 {
-			t.Errorf("our own deadline counted as %d Acronis errors", got)
+		if got := a.Client.Stats(); got.Errors != 0 || len(a.Waits.All()) != 0 {
+			t.Errorf("our own deadline counted as %d Acronis errors, %d waits", got.Errors, len(a.Waits.All()))
 		}
 	})
 	t.Run("cancelled while waiting to retry", func(t *testing.T) {
-		f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+		a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+		a.Sim.SetFaults(sim.Faults{FailTenants: map[string]int{a.Sim.RootID(): http.StatusBadGateway}})
 		ctx, cancel := context.WithCancel(t.Context())
-		c, _ := newClient(creds(f.URL), acronis.Options{Sleep: func(ctx context.Context, _ time.Duration) error {
+		c := a.NewClient(acronis.Options{Sleep: func(ctx context.Context, _ time.Duration) error {
 			cancel()
 			return ctx.Err()
 		}})
-		_, err := c.MFAStatus(ctx, "t1")
-		if !errors.Is(err, acronis.ErrDeadline) || !errors.Is(err, context.Canceled) {
-			t.Fatalf("error %v, want ErrDeadline wrapping context.Canceled", err)
-		}
-		if n := f.apiCalls.Load(); n != 1 {
-			t.Errorf("%d calls, want 1", n)
+		_, err := c.MFAStatus(ctx, a.Sim.RootID())
+		wantClass(t, err, acronis.ErrDeadline)
+		if !errors.Is(err, context.Canceled) || a.Sim.Count("GET", "/mfa/status") != 1 {
+			t.Errorf("error %v after %d requests, want context.Canceled after 1", err, a.Sim.Count("GET", "/mfa/status"))
 		}
 	})
 }
 
 func TestIDsCannotAlterThePath(t *testing.T) {
-	var gotPath, gotRaw string
-	f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-		gotPath, gotRaw = r.URL.Path, r.URL.EscapedPath()
-		okStatus(w, r)
-	})
-	c, _ := newClient(creds(f.URL), acronis.Options{})
-	if _, err := c.MFAStatus(t.Context(), "a/../b?c#d%"); err != nil {
-		t.Fatal(err)
+	a := testkit.NewAcronis(t, testkit.AcronisOptions{Sim: sim.Options{ClientID: "c/1"}})
+	const odd = "a/../b?c#d%"
+	_, err := a.Client.MFAStatus(t.Context(), odd)
+	// 1005: the simulator looked this very id up on the mfa/status route.
+	if e := wantClass(t, err, acronis.ErrNotFound); e.Code != "1005" {
+		t.Errorf("error %v, want the tenant not found", err)
 	}
-	if want := "/api/2/tenants/a%2F..%2Fb%3Fc%23d%25/mfa/status"; gotRaw != want {
-		t.Errorf("request path %q, want %q", gotRaw, want)
+	if got := a.Sim.Requests(); got[len(got)-1].Path != mfaPath(odd) || got[len(got)-1].Query != "" {
+		t.Errorf("request %+v, want the id kept whole in the path", got[len(got)-1])
 	}
-	if want := "/api/2/tenants/a/../b?c#d%/mfa/status"; gotPath != want {
-		t.Errorf("decoded path %q, want %q", gotPath, want)
+	for range 3 {
+		if id, err := a.Client.OwnTenantID(t.Context()); err != nil || id != a.Sim.RootID() {
+			t.Fatalf("OwnTenantID = %q, %v", id, err)
+		}
+	}
+	if n := a.Sim.Count("GET", "/clients/c/1"); n != 1 {
+		t.Errorf("%d client lookups for 3 calls, want 1", n)
 	}
 
+	a.Sim.ResetRequests()
 	for _, id := range []string{"", ".", ".."} {
-		f.apiCalls.Store(0)
 		calls := map[string]func() error{
-			"Tenant":    func() error { _, err := c.Tenant(t.Context(), id); return err },
-			"MFAStatus": func() error { _, err := c.MFAStatus(t.Context(), id); return err },
-			"SetMFA":    func() error { _, err := c.SetMFA(t.Context(), id, true); return err },
-			"Children":  func() error { _, err := c.Children(t.Context(), id); return err },
+			"Tenant":    func() error { _, err := a.Client.Tenant(t.Context(), id); return err },
+			"MFAStatus": func() error { _, err := a.Client.MFAStatus(t.Context(), id); return err },
+			"SetMFA":    func() error { _, err := a.Client.SetMFA(t.Context(), id, true); return err },
+			"Children":  func() error { _, err := a.Client.Children(t.Context(), id); return err },
+			"Search":    func() error { _, err := a.Client.FindTenantByName(t.Context(), id, "x"); return err },
+			"Subtree": func() error {
+				for _, err := range a.Client.Subtree(t.Context(), id, 0) {
+					return err
+				}
+				return nil
+			},
 		}
 		for name, call := range calls {
-			if err := call(); !errors.Is(err, acronis.ErrBadRequest) {
-				t.Errorf("%s(%q): %v, want ErrBadRequest", name, id, err)
+			wantClass(t, call(), acronis.ErrBadRequest)
+			if n := len(a.Sim.Requests()); n != 0 {
+				t.Fatalf("%s(%q): %d requests sent", name, id, n)
 			}
-		}
-		if n := f.apiCalls.Load(); n != 0 {
-			t.Errorf("id %q: %d requests sent", id, n)
 		}
 	}
 }
 
 func TestSetMFA(t *testing.T) {
-	for _, enabled := range []bool{true, false} {
-		t.Run(fmt.Sprint(enabled), func(t *testing.T) {
-			var bodies []string
-			var f *fakeAcronis
-			f = newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-				body, _ := io.ReadAll(r.Body)
-				bodies = append(bodies, string(body))
-				if r.Method != http.MethodPut || r.URL.Path != "/api/2/tenants/t1/mfa/status" ||
-					r.Header.Get("Content-Type") != "application/json" {
-					t.Errorf("%s %s Content-Type %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
-				}
-				if f.apiCalls.Load() == 1 {
-					w.WriteHeader(http.StatusInternalServerError)
-					return
-				}
-				writeJSON(w, http.StatusOK, map[string]any{"mfa_status": "disabled", "users_count": 5, "users_with_totp_enabled_count": 2, "update_allowed": true})
-			})
-			c, _ := newClient(creds(f.URL), acronis.Options{})
-			st, err := c.SetMFA(t.Context(), "t1", enabled)
+	put := func(status int) []sim.NthFailure {
+		return []sim.NthFailure{{Method: "PUT", Path: mfaPath("cust"), Nth: []int{1}, Status: status}}
+	}
+	tests := []struct {
+		name       string
+		enable     bool
+		faults     sim.Faults
+		puts, gets int
+	}{
+		{"enable, first attempt fails", true, sim.Faults{FailNth: put(500)}, 2, 0},
+		{"disable, first attempt fails", false, sim.Faults{FailNth: put(500)}, 2, 0},
+		{"an unreadable answer is retried", true, sim.Faults{FailNth: put(200)}, 2, 0},
+		{"200 without a body, then a read", true, sim.Faults{EmptyWriteStatus: 200}, 1, 1},
+		{"204 No Content, then a read", false, sim.Faults{EmptyWriteStatus: 204}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+			add(t, a.Sim, sim.Tenant{ID: "cust", Kind: "customer", Enabled: true, UpdateAllowed: true,
+				MFAStatus: tenant.MFAState(!tt.enable), UsersCount: 5, UsersWithTOTP: 2})
+			a.Sim.SetFaults(tt.faults)
+			st, err := a.Client.SetMFA(t.Context(), "cust", tt.enable)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := fmt.Sprintf(`{"enabled":%t}`, enabled)
-			if len(bodies) != 2 || bodies[0] != want || bodies[1] != want {
-				t.Errorf("bodies %q, want %q sent on both attempts", bodies, want)
+			if want := (tenant.MFAStatus{MFAStatus: tenant.MFAState(tt.enable), UsersCount: 5, UsersWithTOTPEnabledCount: 2, UpdateAllowed: true}); st != want {
+				t.Errorf("status %+v, want %+v", st, want)
 			}
-			if st != (tenant.MFAStatus{MFAStatus: "disabled", UsersCount: 5, UsersWithTOTPEnabledCount: 2, UpdateAllowed: true}) {
-				t.Errorf("status %+v", st)
+			if got, _ := a.Sim.Get("cust"); tenant.MFAOn(got.MFAStatus) != tt.enable {
+				t.Errorf("tenant is %s afterwards", got.MFAStatus)
+			}
+			if puts, gets := a.Sim.Count("PUT", "/mfa/status"), a.Sim.Count("GET", "/mfa/status"); puts != tt.puts || gets != tt.gets {
+				t.Errorf("%d PUTs and %d GETs, want %d and %d", puts, gets, tt.puts, tt.gets)
 			}
 		})
-	}
-}
-
-func TestOwnTenantIDIsReadOnce(t *testing.T) {
-	var gotRaw string
-	f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-		gotRaw = r.URL.EscapedPath()
-		writeJSON(w, http.StatusOK, map[string]any{"client_id": "c/1", "tenant_id": "root-tenant", "type": "api_client"})
-	})
-	c, _ := newClient(acronis.StaticCredentials{BaseURL: f.URL, ClientID: "c/1", ClientSecret: testSecret}, acronis.Options{})
-	for range 3 {
-		id, err := c.OwnTenantID(t.Context())
-		if err != nil || id != "root-tenant" {
-			t.Fatalf("OwnTenantID = %q, %v", id, err)
-		}
-	}
-	if gotRaw != "/api/2/clients/c%2F1" {
-		t.Errorf("path %q", gotRaw)
-	}
-	if n := f.apiCalls.Load(); n != 1 {
-		t.Errorf("%d calls for 3 lookups, want 1", n)
 	}
 }
 
 func TestTenantAndChildren(t *testing.T) {
-	f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api/2/tenants/p1":
-			writeJSON(w, http.StatusOK, map[string]any{"id": "p1", "name": "Partner", "kind": "partner", "parent_id": "root",
-				"enabled": true, "version": 7, "has_children": true, "mfa_status": "setup_required", "contact": map[string]any{}})
-		case "/api/2/tenants/p1/children":
-			if r.URL.Query().Get("include_details") != "true" {
-				t.Errorf("children query %q", r.URL.RawQuery)
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"items": []map[string]any{
-				{"id": "c1", "kind": "customer", "parent_id": "p1", "mfa_status": "disabled"},
-				{"id": "f1", "kind": "folder", "parent_id": "p1"},
-			}})
-		default:
-			http.NotFound(w, r)
-		}
-	})
-	c, _ := newClient(creds(f.URL), acronis.Options{})
-	got, err := c.Tenant(t.Context(), "p1")
-	if err != nil {
-		t.Fatal(err)
+	a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+	root := a.Sim.RootID()
+	add(t, a.Sim,
+		sim.Tenant{ID: "p1", Name: "Partner", Kind: "partner", Enabled: true, MFAStatus: "setup_required", Version: 7},
+		sim.Tenant{ID: "c1", Kind: "customer", ParentID: "p1", MFAStatus: "disabled"},
+		sim.Tenant{ID: "f1", Kind: "folder", ParentID: "p1"})
+	got, err := a.Client.Tenant(t.Context(), "p1")
+	want := tenant.Tenant{ID: "p1", Name: "Partner", Kind: tenant.KindPartner, ParentID: root, Enabled: true, Version: 7, HasChildren: true, MFAStatus: tenant.MFASetupRequired}
+	if err != nil || got != want {
+		t.Errorf("tenant %+v, %v; want %+v", got, err, want)
 	}
-	want := tenant.Tenant{ID: "p1", Name: "Partner", Kind: tenant.KindPartner, ParentID: "root", Enabled: true, Version: 7, HasChildren: true, MFAStatus: tenant.MFASetupRequired}
-	if got != want {
-		t.Errorf("tenant %+v, want %+v", got, want)
-	}
-	kids, err := c.Children(t.Context(), "p1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kids) != 2 || kids[0].ID != "c1" || kids[0].MFAStatus != tenant.MFADisabled || kids[1].Kind != tenant.KindFolder {
-		t.Errorf("children %+v", kids)
+	kids, err := a.Client.Children(t.Context(), "p1")
+	if err != nil || len(kids) != 2 || kids[0].ID != "c1" || kids[0].MFAStatus != tenant.MFADisabled ||
+		kids[1].Kind != tenant.KindFolder || kids[1].MFAStatus != tenant.MFASetupRequired {
+		t.Errorf("children %+v, %v", kids, err)
 	}
 }
 
 func TestSubtree(t *testing.T) {
-	// pages maps a cursor ("" for the first call) to its items and next cursor.
-	type page struct {
-		ids   []string
-		after string
-	}
-	pages := map[string]page{
-		"":   {[]string{"root", "a"}, "c1"},
-		"c1": {[]string{"b", "c"}, "c2"},
-		"c2": {[]string{"d"}, ""},
-	}
-	serve := func(t *testing.T, fail map[string]int, wantLimit string) *fakeAcronis {
-		return newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-			q := r.URL.Query()
-			cursor := q.Get("after")
-			if cursor == "" {
-				if q.Get("subtree_root_id") != "root" || q.Get("lod") != "full" || q.Get("limit") != wantLimit || len(q) != 3 {
-					t.Errorf("first page query %q", r.URL.RawQuery)
-				}
-			} else if len(q) != 1 {
-				t.Errorf("next page query %q, want only the cursor", r.URL.RawQuery)
-			}
-			if status, ok := fail[cursor]; ok {
-				platformError(w, status, status, "no")
-				return
-			}
-			p := pages[cursor]
-			items := make([]tenant.Tenant, len(p.ids))
-			for i, id := range p.ids {
-				items[i] = tenant.Tenant{ID: id, Kind: tenant.KindCustomer, MFAStatus: tenant.MFAEnabled}
-			}
-			body := map[string]any{"items": items, "timestamp": "2025-03-01T12:00:00Z", "paging": map[string]any{"cursors": map[string]any{}}}
-			if p.after != "" {
-				body["paging"] = map[string]any{"cursors": map[string]any{"after": p.after}}
-			}
-			writeJSON(w, http.StatusOK, body)
-		})
-	}
-	collect := func(seq func(func(tenant.Tenant, error) bool), stopAfter int) (ids []string, errs []error) {
-		for tenant, err := range seq {
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			ids = append(ids, tenant.ID)
-			if len(ids) == stopAfter {
-				break
-			}
-		}
-		return ids, errs
-	}
-
 	tests := []struct {
 		name      string
+		size      int // tenants below the root
 		limit     int
-		wantLimit string
-		fail      map[string]int
+		faults    sim.Faults
 		stopAfter int
-		wantIDs   string
+		wantIDs   func(all []string) []string
 		wantErr   error
-		wantCalls int32
+		calls     int
 	}{
-		{name: "all pages in order", limit: 2, wantLimit: "2", wantIDs: "root a b c d", wantCalls: 3},
-		{name: "default page size", limit: 0, wantLimit: "5000", wantIDs: "root a b c d", wantCalls: 3},
-		{name: "failure mid-way yields one error and stops", limit: 2, wantLimit: "2", fail: map[string]int{"c1": 403},
-			wantIDs: "root a", wantErr: acronis.ErrNotAllowed, wantCalls: 2},
-		{name: "consumer stops early", limit: 2, wantLimit: "2", stopAfter: 1, wantIDs: "root", wantCalls: 1},
+		{name: "pages in depth order", size: 4, limit: 2, calls: 3},
+		{name: "default page size", size: 11999, calls: 3},
+		{name: "failure midway yields one error and stops", size: 4, limit: 2,
+			faults:  sim.Faults{FailNth: []sim.NthFailure{{Method: "GET", Path: "/api/2/tenants", Nth: []int{2}, Status: 403}}},
+			wantIDs: func(all []string) []string { return all[:2] }, wantErr: acronis.ErrNotAllowed, calls: 2},
+		{name: "consumer stops early", size: 4, limit: 2, stopAfter: 1, wantIDs: func(all []string) []string { return all[:1] }, calls: 1},
+		{name: "a cursor that repeats at once", size: 7, limit: 2, faults: sim.Faults{LoopCursors: 1},
+			wantIDs: func(all []string) []string { return all[:4] }, wantErr: acronis.ErrUpstream, calls: 2},
+		{name: "cursors that cycle over two pages", size: 7, limit: 2, faults: sim.Faults{LoopCursors: 2},
+			wantIDs: func(all []string) []string { return all[:6] }, wantErr: acronis.ErrUpstream, calls: 3},
+		{name: "overlapping pages", size: 7, limit: 3, faults: sim.Faults{OverlapPages: true}, calls: 4},
+		{name: "a tenant before its parent, as listed", size: 7, limit: 3, faults: sim.Faults{ListEarly: []string{"LAST"}},
+			wantIDs: func(all []string) []string { return append([]string{all[0], all[7]}, all[1:7]...) }, calls: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := serve(t, tt.fail, tt.wantLimit)
-			c, _ := newClient(creds(f.URL), acronis.Options{})
-			ids, errs := collect(c.Subtree(t.Context(), "root", tt.limit), tt.stopAfter)
-			if got := strings.Join(ids, " "); got != tt.wantIDs {
-				t.Errorf("tenants %q, want %q", got, tt.wantIDs)
+			a := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 7, Size: tt.size}})
+			var all []string
+			for _, tn := range a.Sim.All() {
+				all = append(all, tn.ID)
+			}
+			if len(tt.faults.ListEarly) > 0 {
+				tt.faults.ListEarly = all[len(all)-1:]
+			}
+			a.Sim.SetFaults(tt.faults)
+			var ids []string
+			var errs []error
+			for tn, err := range a.Client.Subtree(t.Context(), a.Sim.RootID(), tt.limit) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if tn.MFAStatus == "" {
+					t.Fatalf("tenant %s listed without its MFA status", tn.ID)
+				}
+				ids = append(ids, tn.ID)
+				// A listing that never ends fails rather than hangs.
+				if len(ids) == tt.stopAfter || len(ids) > 2*len(all) {
+					break
+				}
+			}
+			want := all
+			if tt.wantIDs != nil {
+				want = tt.wantIDs(all)
+			}
+			if !slices.Equal(ids, want) {
+				t.Errorf("%d tenants listed, want %d in the simulator's order", len(ids), len(want))
 			}
 			switch {
 			case tt.wantErr == nil && len(errs) != 0:
 				t.Errorf("errors %v", errs)
-			case tt.wantErr != nil && (len(errs) != 1 || !errors.Is(errs[0], tt.wantErr)):
+			case tt.wantErr != nil && len(errs) != 1:
 				t.Errorf("errors %v, want one %v", errs, tt.wantErr)
+			case tt.wantErr != nil:
+				wantClass(t, errs[0], tt.wantErr)
+				if tt.faults.LoopCursors > 0 && !strings.Contains(errs[0].Error(), "paging cursors loop") {
+					t.Errorf("error %q does not say the cursors loop", errs[0])
+				}
 			}
-			if n := f.apiCalls.Load(); n != tt.wantCalls {
-				t.Errorf("%d listing calls, want %d", n, tt.wantCalls)
+			if n := a.Sim.Count("GET", "/tenants"); n != tt.calls {
+				t.Errorf("%d listing calls, want %d", n, tt.calls)
 			}
 		})
 	}
-
-	t.Run("a cursor that does not advance fails", func(t *testing.T) {
-		f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]any{"items": []tenant.Tenant{{ID: "x"}}, "paging": map[string]any{"cursors": map[string]any{"after": "same"}}})
-		})
-		c, _ := newClient(creds(f.URL), acronis.Options{})
-		_, errs := collect(c.Subtree(t.Context(), "root", 1), 0)
-		if len(errs) != 1 || !errors.Is(errs[0], acronis.ErrUpstream) {
-			t.Errorf("errors %v, want one ErrUpstream", errs)
-		}
-		if n := f.apiCalls.Load(); n != 2 {
-			t.Errorf("%d calls, want 2", n)
-		}
-	})
 }
 
 func TestFindTenantByName(t *testing.T) {
-	hit := func(objType, id, name string) map[string]any {
-		return map[string]any{"obj_type": objType, "id": id, "parent_id": "p-" + id, "kind": "customer", "name": name, "path": []string{"root"}}
+	a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+	root := a.Sim.RootID()
+	add(t, a.Sim,
+		sim.Tenant{ID: "p", Name: "Reseller", Kind: "partner"},
+		sim.Tenant{ID: "hit", Name: "Acme", Kind: "customer", ParentID: "p"},
+		sim.Tenant{Name: "Acme Ltd", Kind: "customer"}, sim.Tenant{Name: "acme", Kind: "customer"},
+		sim.Tenant{Name: "Twin", Kind: "customer"}, sim.Tenant{Name: "Twin", Kind: "customer"})
+	for i := range 100 {
+		add(t, a.Sim, sim.Tenant{Name: fmt.Sprintf("Shop %03d", i), Kind: "customer"})
 	}
-	tests := []struct {
-		name    string
-		items   []map[string]any
-		want    tenant.Tenant
-		wantErr error
-		wantMsg string
+	got, err := a.Client.FindTenantByName(t.Context(), root, "Acme")
+	if want := (tenant.Tenant{ID: "hit", Name: "Acme", Kind: tenant.KindCustomer, ParentID: "p"}); err != nil || got != want {
+		t.Errorf("Acme: %+v, %v; want %+v", got, err, want)
+	}
+	for _, tt := range []struct {
+		name, msg string
+		want      error
 	}{
-		{name: "one exact match among partial ones and users",
-			items: []map[string]any{hit("tenant", "1", "Acme Ltd"), hit("user", "2", "Acme"), hit("tenant", "3", "Acme"), hit("tenant", "4", "acme")},
-			want:  tenant.Tenant{ID: "3", Name: "Acme", Kind: tenant.KindCustomer, ParentID: "p-3"}},
-		{name: "none", items: []map[string]any{hit("tenant", "1", "Acme Ltd"), hit("user", "2", "Acme")},
-			wantErr: acronis.ErrNotFound, wantMsg: `no tenant named "Acme" under root`},
-		{name: "several", items: []map[string]any{hit("tenant", "1", "Acme"), hit("tenant", "2", "Acme")},
-			wantErr: acronis.ErrBadRequest, wantMsg: `2 tenants named "Acme" under root: ambiguous`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFake(t, nil, func(w http.ResponseWriter, r *http.Request) {
-				q := r.URL.Query()
-				if r.URL.Path != "/api/2/search" || q.Get("tenant") != "root" || q.Get("text") != "Acme" || q.Get("limit") == "" {
-					t.Errorf("search %s?%s", r.URL.Path, r.URL.RawQuery)
-				}
-				writeJSON(w, http.StatusOK, map[string]any{"items": tt.items})
-			})
-			c, _ := newClient(creds(f.URL), acronis.Options{})
-			got, err := c.FindTenantByName(t.Context(), "root", "Acme")
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
-					t.Errorf("error %v, want %v saying %q", err, tt.wantErr, tt.wantMsg)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
+		{"Nobody", `no tenant named "Nobody" under ` + root, acronis.ErrNotFound},
+		{"Twin", `2 tenants named "Twin" under ` + root + `: ambiguous`, acronis.ErrBadRequest},
+		{"Shop", "cannot tell whether the name is unique", acronis.ErrBadRequest},
+	} {
+		_, err := a.Client.FindTenantByName(t.Context(), root, tt.name)
+		if wantClass(t, err, tt.want); !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: error %v, want it to say %q", tt.name, err, tt.msg)
+		}
 	}
 }
 
-func TestStaticCredentialsNeverFormatTheSecret(t *testing.T) {
-	s := creds("https://eu2-cloud.acronis.com")
-	var buf strings.Builder
-	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
-		fmt.Fprintf(&buf, format+"\n", s)
+func TestNoSecretOrTokenInErrorsOrLogs(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := testkit.NewAcronis(t, testkit.AcronisOptions{Sim: sim.Options{ClientSecret: "first-secret"}, Client: acronis.Options{Logger: logger}})
+	add(t, a.Sim, sim.Tenant{ID: "cust", Kind: "customer", Enabled: true, UpdateAllowed: true})
+	c := a.Client
+	var errs []error
+	try := func(_ any, err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if out := buf.String(); strings.Contains(out, testSecret) || !strings.Contains(out, testClientID) {
-		t.Errorf("formatted as %q", out)
+	try(c.MFAStatus(t.Context(), "cust"))
+	a.Sim.SetFaults(sim.Faults{ThrottleEvery: 2, FailTenants: map[string]int{"cust": http.StatusBadGateway}})
+	for range 3 {
+		try(c.SetMFA(t.Context(), "cust", true))
+		try(c.Tenant(t.Context(), "nope"))
+	}
+	a.Sim.SetFaults(sim.Faults{})
+	a.Sim.ExpireTokens()
+	try(c.MFAStatus(t.Context(), a.Sim.RootID())) // renewed after a 401
+	rotated := acronis.New(&rotatingSource{creds: a.Creds, sim: a.Sim}, acronis.Options{Logger: logger})
+	try(rotated.MFAStatus(t.Context(), a.Sim.RootID()))
+	a.Sim.SetClientSecret("second-secret")
+	a.Sim.ExpireTokens()
+	try(rotated.MFAStatus(t.Context(), a.Sim.RootID())) // re-read, then accepted
+	a.Sim.SetClientSecret("third-secret")
+	try(c.MFAStatus(t.Context(), a.Sim.RootID())) // rejected outright
+
+	if len(errs) < 3 || !strings.Contains(logs.String(), "acronis retry") {
+		t.Fatalf("the run was not faulty enough to prove anything: %d errors, logs %q", len(errs), logs.String())
+	}
+	secrets := append([]string{"first-secret", "second-secret", "third-secret"}, a.Sim.Secrets()...)
+	if len(secrets) < 3+6 {
+		t.Fatalf("saw only %d tokens and headers", len(secrets)-3)
+	}
+	out := logs.String()
+	for _, err := range errs {
+		out += fmt.Sprintf("%v\n%+v\n%#v\n", err, err, err)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(out, secret) {
+			t.Errorf("secret or token %q appears in errors or logs", secret)
+		}
+	}
+}
+
+func TestCredentialsNeverFormatTheSecret(t *testing.T) {
+	c := acronis.Credentials{BaseURL: "https://eu2-cloud.acronis.com", ClientID: "client-1", ClientSecret: "s3cret-value"}
+	var out bytes.Buffer
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		fmt.Fprintf(&out, format+"\n", c)
+	}
+	slog.New(slog.NewJSONHandler(&out, nil)).Info("creds", "acronis", c)
+	if strings.Contains(out.String(), "s3cret-value") || strings.Count(out.String(), "client-1") != 5 {
+		t.Errorf("formatted as %q", out.String())
+	}
+}
+
+func TestMaxInFlightBoundsConcurrentRequests(t *testing.T) {
+	for _, bound := range []int{1, 8} {
+		t.Run(fmt.Sprint(bound), func(t *testing.T) {
+			a := testkit.NewAcronis(t, testkit.AcronisOptions{Client: acronis.Options{MaxInFlight: bound}})
+			a.Sim.SetFaults(sim.Faults{Latency: 2 * time.Millisecond})
+			var wg sync.WaitGroup
+			for range 32 {
+				wg.Go(func() {
+					for range 4 {
+						if _, err := a.Client.MFAStatus(t.Context(), a.Sim.RootID()); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			// 32 callers queue for the slots, so the bound is reached, never passed.
+			if got := a.Sim.MaxInFlight(); got != bound {
+				t.Errorf("%d requests in flight at most, want exactly the bound %d", got, bound)
+			}
+		})
 	}
 }

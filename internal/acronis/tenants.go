@@ -2,6 +2,7 @@ package acronis
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"iter"
 	"net/http"
@@ -81,9 +82,10 @@ type tenantPage struct {
 	} `json:"paging"`
 }
 
-// Subtree lists rootID and every tenant under it, ordered by depth, limit per
-// page (5000 when limit <= 0). Only one page is held at a time. On failure it
-// yields one error and stops.
+// Subtree lists rootID and every tenant under it, ordered by depth, each once,
+// limit per page (5000 when limit <= 0). Only one page is held at a time, and
+// the ids listed so far. On failure it yields one error and stops; paging
+// cursors that loop are an ErrUpstream failure.
 func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq2[tenant.Tenant, error] {
 	return func(yield func(tenant.Tenant, error) bool) {
 		const op = "GET /tenants"
@@ -99,6 +101,10 @@ func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq
 			"lod":             {"full"},
 			"limit":           {strconv.Itoa(limit)},
 		}}
+		// Pages overlap when the tree changes while it is paged; each tenant
+		// is yielded once all the same.
+		var listed idSet
+		cursors := map[string]bool{}
 		for {
 			page, err := call[tenantPage](ctx, c, r)
 			if err != nil {
@@ -106,7 +112,7 @@ func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq
 				return
 			}
 			for _, t := range page.Items {
-				if !yield(t, nil) {
+				if listed.add(t.ID) && !yield(t, nil) {
 					return
 				}
 			}
@@ -114,13 +120,15 @@ func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq
 			if after == "" {
 				return
 			}
-			// A cursor that does not move would page forever.
-			if after == r.query.Get("after") {
+			// Paging from a cursor seen before leads back over the same pages,
+			// forever.
+			if cursors[after] {
 				e := r.fail(ErrUpstream)
-				e.Message = "paging cursor did not advance"
+				e.Message = "paging cursors loop: a cursor seen before in this listing cannot lead to new tenants"
 				yield(tenant.Tenant{}, e)
 				return
 			}
+			cursors[after] = true
 			// The cursor carries the filters.
 			r.query = url.Values{"after": {after}}
 		}
@@ -152,13 +160,7 @@ func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (ten
 		return tenant.Tenant{}, err
 	}
 	found, err := call[struct {
-		Items []struct {
-			ObjType  string      `json:"obj_type"`
-			ID       string      `json:"id"`
-			ParentID string      `json:"parent_id"`
-			Kind     tenant.Kind `json:"kind"`
-			Name     string      `json:"name"`
-		} `json:"items"`
+		Items []searchHit `json:"items"`
 	}](ctx, c, request{op: op, tenantID: rootID, method: http.MethodGet, path: "/search", query: url.Values{
 		"tenant": {rootID},
 		"text":   {name},
@@ -175,12 +177,7 @@ func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (ten
 			Message: fmt.Sprintf("the search for %q under %s found %d or more names containing it, more than one answer holds: cannot tell whether the name is unique; send tenant_id instead",
 				name, rootID, searchLimit)}
 	}
-	var matches []tenant.Tenant
-	for _, it := range found.Items {
-		if it.ObjType == "tenant" && it.Name == name {
-			matches = append(matches, tenant.Tenant{ID: it.ID, Name: it.Name, Kind: it.Kind, ParentID: it.ParentID})
-		}
-	}
+	matches := exactTenants(found.Items, name)
 	switch len(matches) {
 	case 1:
 		return matches[0], nil
@@ -191,6 +188,71 @@ func (c *Client) FindTenantByName(ctx context.Context, rootID, name string) (ten
 		return tenant.Tenant{}, &Error{Op: op, Class: ErrBadRequest,
 			Message: fmt.Sprintf("%d tenants named %q under %s: ambiguous", len(matches), name, rootID)}
 	}
+}
+
+// searchHit is an item of GET /search: a tenant or a user.
+type searchHit struct {
+	ObjType  string      `json:"obj_type"`
+	ID       string      `json:"id"`
+	ParentID string      `json:"parent_id"`
+	Kind     tenant.Kind `json:"kind"`
+	Name     string      `json:"name"`
+}
+
+// exactTenants keeps the tenants named exactly name: search also finds users
+// and names that merely contain the text, in any case.
+func exactTenants(hits []searchHit, name string) []tenant.Tenant {
+	var out []tenant.Tenant
+	for _, h := range hits {
+		if h.ObjType == "tenant" && h.Name == name {
+			out = append(out, tenant.Tenant{ID: h.ID, Name: h.Name, Kind: h.Kind, ParentID: h.ParentID})
+		}
+	}
+	return out
+}
+
+// idSet is the set of tenant ids a listing has yielded. UUIDs, which all of
+// Acronis's ids are, take 16 bytes each, so that a 100,000-tenant listing costs
+// a few megabytes; anything else is kept as it is.
+type idSet struct {
+	uuids map[[16]byte]struct{}
+	other map[string]struct{}
+}
+
+// add adds id and reports whether it was new.
+func (s *idSet) add(id string) bool {
+	if key, ok := uuidKey(id); ok {
+		return addNew(&s.uuids, key)
+	}
+	return addNew(&s.other, id)
+}
+
+func addNew[K comparable](set *map[K]struct{}, k K) bool {
+	if _, seen := (*set)[k]; seen {
+		return false
+	}
+	if *set == nil {
+		*set = make(map[K]struct{})
+	}
+	(*set)[k] = struct{}{}
+	return true
+}
+
+// uuidKey is the 16 bytes of a UUID in its text form, whatever its case.
+func uuidKey(id string) (key [16]byte, ok bool) {
+	if !tenant.ValidID(id) {
+		return key, false
+	}
+	var digits [32]byte
+	n := 0
+	for i := 0; i < len(id); i++ {
+		if id[i] != '-' {
+			digits[n] = id[i]
+			n++
+		}
+	}
+	_, err := hex.Decode(key[:], digits[:])
+	return key, err == nil
 }
 
 // MFAStatus reads the MFA state of a tenant.
@@ -213,8 +275,15 @@ func (c *Client) SetMFA(ctx context.Context, id string, enabled bool) (tenant.MF
 	}
 	// The API rejects unknown fields; this is the whole body.
 	body := []byte(`{"enabled":` + strconv.FormatBool(enabled) + `}`)
-	return call[tenant.MFAStatus](ctx, c, request{
+	st, empty, err := callMaybeEmpty[tenant.MFAStatus](ctx, c, request{
 		op: op, tenantID: id, method: http.MethodPut,
 		path: "/tenants/" + seg + "/mfa/status", body: body, contentType: "application/json",
+		// Acronis answers some of its writes with an empty 200 or a 204: the
+		// write is done, and sending it again would change nothing.
+		emptyOK: true,
 	})
+	if err == nil && empty {
+		return c.MFAStatus(ctx, id)
+	}
+	return st, err
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"time"
 )
@@ -24,29 +23,6 @@ type CredentialSource interface {
 	Credentials(ctx context.Context) (Credentials, error)
 	Refresh(ctx context.Context) (Credentials, error)
 }
-
-// StaticCredentials is a CredentialSource for fixed credentials (tests, demo).
-type StaticCredentials Credentials
-
-// Credentials returns s.
-func (s StaticCredentials) Credentials(context.Context) (Credentials, error) {
-	return Credentials(s), nil
-}
-
-// Refresh returns s: there is nothing to re-read.
-func (s StaticCredentials) Refresh(context.Context) (Credentials, error) {
-	return Credentials(s), nil
-}
-
-// String redacts the client secret; a defined type does not inherit the
-// methods of Credentials.
-func (s StaticCredentials) String() string { return Credentials(s).String() }
-
-// GoString redacts the client secret under %#v too.
-func (s StaticCredentials) GoString() string { return Credentials(s).String() }
-
-// LogValue redacts the client secret in structured logs.
-func (s StaticCredentials) LogValue() slog.Value { return Credentials(s).LogValue() }
 
 // token is an access token with what it was issued for.
 type token struct {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"acronismfa/internal/policy"
@@ -35,6 +36,13 @@ type Config struct {
 	EnforceQueueURL   string   // ENFORCE_QUEUE_URL: the worker queue; "" means no fan-out
 	SweepInlineLimit  int      // SWEEP_INLINE_LIMIT: tenants a sweep handles itself before fanning out
 	MetricsNamespace  string   // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
+	// ROLLOUT_GRACE_DAYS: between a tenant's notice and its enforcement when
+	// enabling MFA would lock users out; 0 enforces at once.
+	RolloutGrace   time.Duration
+	StateTable     string // STATE_TABLE: DynamoDB table of notices and replay records; "" means none
+	NotifyTopicARN string // NOTIFY_TOPIC_ARN: SNS topic of notices and sweep digests; "" means none
+	ReportBucket   string // REPORT_BUCKET: S3 bucket of the compliance reports; "" means none
+	ReportPrefix   string // REPORT_PREFIX: key prefix of the reports, ending in "/" unless empty
 }
 
 // Defaults (docs/reference.md, Configuration).
@@ -42,6 +50,11 @@ const (
 	DefaultSweepConcurrency = 8
 	DefaultSweepInlineLimit = 5000
 	DefaultMetricsNamespace = "AcronisMFA"
+	DefaultReportPrefix     = "reports/"
+
+	// maxGraceDays bounds ROLLOUT_GRACE_DAYS: a year is as long as a rollout
+	// can sensibly wait.
+	maxGraceDays = 365
 
 	// maxSweepConcurrency bounds SWEEP_CONCURRENCY: beyond it a sweep would only
 	// collect 429s from Acronis and exhaust the function's sockets.
@@ -89,38 +102,92 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 	if c.DryRun, err = boolean("DRY_RUN", get("DRY_RUN")); err != nil {
 		return Config{}, err
 	}
+	if err := c.loadSweep(get); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadRollout(get); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// loadSweep reads where sweeps start, what they leave alone and how they run.
+func (c *Config) loadSweep(get func(string) string) error {
+	var err error
 	if v := get("ROOT_TENANT_ID"); v != "" {
 		if !tenant.ValidID(v) {
-			return Config{}, bad("ROOT_TENANT_ID", v, "a tenant UUID, or empty for the API client's own tenant")
+			return bad("ROOT_TENANT_ID", v, "a tenant UUID, or empty for the API client's own tenant")
 		}
 		c.RootTenantID = strings.ToLower(v)
 	}
 	if c.ExcludedTenantIDs, err = tenantList("EXCLUDED_TENANT_IDS", get("EXCLUDED_TENANT_IDS")); err != nil {
-		return Config{}, err
+		return err
 	}
 	if v := get("SWEEP_CONCURRENCY"); v != "" {
 		if c.SweepConcurrency, err = intIn("SWEEP_CONCURRENCY", v, 1, maxSweepConcurrency); err != nil {
-			return Config{}, err
+			return err
 		}
 	}
 	if v := get("ENFORCE_QUEUE_URL"); v != "" {
 		if !httpURL(v) {
-			return Config{}, bad("ENFORCE_QUEUE_URL", v, "an http:// or https:// SQS queue URL, or empty for no fan-out")
+			return bad("ENFORCE_QUEUE_URL", v, "an http:// or https:// SQS queue URL, or empty for no fan-out")
 		}
 		c.EnforceQueueURL = v
 	}
 	if v := get("SWEEP_INLINE_LIMIT"); v != "" {
 		if c.SweepInlineLimit, err = intIn("SWEEP_INLINE_LIMIT", v, 1, 0); err != nil {
-			return Config{}, err
+			return err
 		}
 	}
 	if v := get("METRICS_NAMESPACE"); v != "" {
 		if !validNamespace(v) {
-			return Config{}, bad("METRICS_NAMESPACE", v, `1 to 255 printable ASCII characters without ':', not starting with "AWS/"`)
+			return bad("METRICS_NAMESPACE", v, `1 to 255 printable ASCII characters without ':', not starting with "AWS/"`)
 		}
 		c.MetricsNamespace = v
 	}
-	return c, nil
+	return nil
+}
+
+// loadRollout reads the rollout's grace and the AWS resources of state,
+// notices and reports.
+func (c *Config) loadRollout(get func(string) string) error {
+	if v := get("ROLLOUT_GRACE_DAYS"); v != "" {
+		days, err := strconv.ParseFloat(v, 64)
+		if err != nil || strings.ContainsAny(v, "eEnNiIxX") || days < 0 || days > maxGraceDays {
+			return bad("ROLLOUT_GRACE_DAYS", v, "a decimal number of days from 0 to 365, such as 7 or 1.5")
+		}
+		c.RolloutGrace = time.Duration(days * float64(24*time.Hour))
+	}
+	if v := get("STATE_TABLE"); v != "" {
+		if !validTable(v) {
+			return bad("STATE_TABLE", v, "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .) or table ARN")
+		}
+		c.StateTable = v
+	}
+	if c.RolloutGrace > 0 && c.StateTable == "" {
+		return fmt.Errorf("config: ROLLOUT_GRACE_DAYS=%s requires STATE_TABLE: the notices and their deadlines are kept there", short(get("ROLLOUT_GRACE_DAYS")))
+	}
+	if v := get("NOTIFY_TOPIC_ARN"); v != "" {
+		if !validARN(v, "sns") {
+			return bad("NOTIFY_TOPIC_ARN", v, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+		}
+		c.NotifyTopicARN = v
+	}
+	if v := get("REPORT_BUCKET"); v != "" {
+		if !validBucket(v) {
+			return bad("REPORT_BUCKET", v, "an S3 bucket name: 3 to 63 of a-z 0-9 . -, starting and ending with a letter or digit")
+		}
+		c.ReportBucket = v
+	}
+	c.ReportPrefix = DefaultReportPrefix
+	if v := get("REPORT_PREFIX"); v != "" {
+		if !validPrefix(v) {
+			return bad("REPORT_PREFIX", v, "up to 512 of A-Z a-z 0-9 ! - _ . * ' ( ) /, not starting with /")
+		}
+		// A prefix names a folder: "mfa" and "mfa/" both put reports in mfa/.
+		c.ReportPrefix = strings.TrimSuffix(v, "/") + "/"
+	}
+	return nil
 }
 
 // Rules is the operator's policy from the configuration.
@@ -129,6 +196,7 @@ func (c Config) Rules() policy.Rules {
 		AllowDisable: c.AllowDisable,
 		DryRun:       c.DryRun,
 		Excluded:     policy.NewExclusions(c.ExcludedTenantIDs),
+		Grace:        c.RolloutGrace,
 	}
 }
 
@@ -213,6 +281,54 @@ func validNamespace(v string) bool {
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x20 || v[i] > 0x7e || v[i] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// validTable accepts a DynamoDB table name or a table ARN.
+func validTable(v string) bool {
+	if name, ok := strings.CutPrefix(v, "arn:"); ok {
+		_, name, ok = strings.Cut(name, ":table/")
+		return ok && validARN(v, "dynamodb") && validTable(name)
+	}
+	return len(v) >= 3 && len(v) <= 255 && onlyOf(v, "_-.")
+}
+
+// validARN accepts arn:PARTITION:service:REGION:ACCOUNT:RESOURCE.
+func validARN(v, service string) bool {
+	parts := strings.SplitN(v, ":", 6)
+	return len(parts) == 6 && parts[0] == "arn" && strings.HasPrefix(parts[1], "aws") && parts[2] == service &&
+		parts[3] != "" && len(parts[4]) == 12 && onlyOf(parts[4], "") && parts[5] != "" && onlyOf(parts[5], "_-./")
+}
+
+// validBucket applies S3's rules for bucket names.
+func validBucket(v string) bool {
+	if len(v) < 3 || len(v) > 63 || strings.Contains(v, "..") {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || i == len(v)-1 || c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validPrefix accepts S3's safe key characters, so that a report's key never
+// needs escaping in an s3:// URI or a log line.
+func validPrefix(v string) bool {
+	return len(v) <= 512 && !strings.HasPrefix(v, "/") && onlyOf(v, "!-_.*'()/")
+}
+
+// onlyOf reports whether v holds ASCII letters, digits and the given others only.
+func onlyOf(v, others string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(others, c) >= 0) {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -59,7 +60,18 @@ func TestLoadAccepts(t *testing.T) {
 		{"queue http for local emulators", Sweep, map[string]string{"ENFORCE_QUEUE_URL": "http://127.0.0.1:5000/123456789012/enforce"},
 			func(c *Config) { c.EnforceQueueURL = "http://127.0.0.1:5000/123456789012/enforce" }},
 		{"namespace", Sweep, map[string]string{"METRICS_NAMESPACE": "Security/Acronis MFA_1.0#x"}, func(c *Config) { c.MetricsNamespace = "Security/Acronis MFA_1.0#x" }},
-		{"blank means default", Sweep, map[string]string{"SWEEP_CONCURRENCY": " ", "METRICS_NAMESPACE": "", "MFA_DESIRED_STATE": ""}, func(*Config) {}},
+		{"blank means default", Sweep, map[string]string{"SWEEP_CONCURRENCY": " ", "METRICS_NAMESPACE": "", "MFA_DESIRED_STATE": "", "REPORT_PREFIX": " "}, func(*Config) {}},
+		{"rollout", Worker, map[string]string{"ROLLOUT_GRACE_DAYS": "1.5", "STATE_TABLE": "acronis-mfa-state",
+			"NOTIFY_TOPIC_ARN": "arn:aws:sns:eu-central-1:123456789012:acronis-mfa-notices"},
+			func(c *Config) {
+				c.RolloutGrace, c.StateTable = 36*time.Hour, "acronis-mfa-state"
+				c.NotifyTopicARN = "arn:aws:sns:eu-central-1:123456789012:acronis-mfa-notices"
+			}},
+		{"grace 0 and 365, table by ARN", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "365", "STATE_TABLE": "arn:aws:dynamodb:us-east-1:123456789012:table/state"},
+			func(c *Config) { c.RolloutGrace, c.StateTable = 365*24*time.Hour, "arn:aws:dynamodb:us-east-1:123456789012:table/state" }},
+		{"grace 0 needs no table", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "0"}, func(*Config) {}},
+		{"reports", Sweep, map[string]string{"REPORT_BUCKET": "acme-mfa.reports-1", "REPORT_PREFIX": "mfa/compliance"},
+			func(c *Config) { c.ReportBucket, c.ReportPrefix = "acme-mfa.reports-1", "mfa/compliance/" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,7 +80,7 @@ func TestLoadAccepts(t *testing.T) {
 				t.Fatalf("rejected: %v", err)
 			}
 			want := Config{AcronisSecretID: "acronis-mfa/acronis", WebhookSecretID: "acronis-mfa/webhook", DesiredEnabled: true,
-				SweepConcurrency: 8, SweepInlineLimit: 5000, MetricsNamespace: "AcronisMFA"}
+				SweepConcurrency: 8, SweepInlineLimit: 5000, MetricsNamespace: "AcronisMFA", ReportPrefix: "reports/"}
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("\n got %+v\nwant %+v", got, want)
@@ -113,6 +125,22 @@ func TestLoadRejects(t *testing.T) {
 		{"namespace reserved", Sweep, map[string]string{"METRICS_NAMESPACE": "AWS/Lambda"}, []string{"METRICS_NAMESPACE", `"AWS/"`}},
 		{"namespace too long", Sweep, map[string]string{"METRICS_NAMESPACE": strings.Repeat("n", 256)}, []string{"METRICS_NAMESPACE", "1 to 255"}},
 		{"namespace non-ascii", Sweep, map[string]string{"METRICS_NAMESPACE": "Acronis–MFA"}, []string{"METRICS_NAMESPACE"}},
+		{"grace without table", Worker, map[string]string{"ROLLOUT_GRACE_DAYS": "7"}, []string{"ROLLOUT_GRACE_DAYS=\"7\" requires STATE_TABLE"}},
+		{"grace negative", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "-1", "STATE_TABLE": "t-1"}, []string{`ROLLOUT_GRACE_DAYS="-1"`, "from 0 to 365"}},
+		{"grace over a year", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "366", "STATE_TABLE": "t-1"}, []string{"ROLLOUT_GRACE_DAYS", "0 to 365"}},
+		{"grace in words", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "7d", "STATE_TABLE": "t-1"}, []string{`ROLLOUT_GRACE_DAYS="7d"`}},
+		{"grace NaN", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "NaN", "STATE_TABLE": "t-1"}, []string{"ROLLOUT_GRACE_DAYS"}},
+		{"grace exponent", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "1e2", "STATE_TABLE": "t-1"}, []string{"ROLLOUT_GRACE_DAYS"}},
+		{"table name short", Webhook, map[string]string{"STATE_TABLE": "ab"}, []string{`STATE_TABLE="ab"`, "DynamoDB table"}},
+		{"table name spaces", Webhook, map[string]string{"STATE_TABLE": "my table"}, []string{"STATE_TABLE"}},
+		{"table ARN of a queue", Webhook, map[string]string{"STATE_TABLE": "arn:aws:sqs:us-east-1:123456789012:table/x"}, []string{"STATE_TABLE"}},
+		{"topic not an ARN", Sweep, map[string]string{"NOTIFY_TOPIC_ARN": "acronis-notices"}, []string{`NOTIFY_TOPIC_ARN="acronis-notices"`, "SNS topic ARN"}},
+		{"topic ARN of a queue", Sweep, map[string]string{"NOTIFY_TOPIC_ARN": "arn:aws:sqs:us-east-1:123456789012:q"}, []string{"NOTIFY_TOPIC_ARN"}},
+		{"bucket uppercase", Sweep, map[string]string{"REPORT_BUCKET": "Reports"}, []string{`REPORT_BUCKET="Reports"`, "S3 bucket name"}},
+		{"bucket dots", Sweep, map[string]string{"REPORT_BUCKET": "a..b"}, []string{"REPORT_BUCKET"}},
+		{"bucket ends with a dash", Sweep, map[string]string{"REPORT_BUCKET": "reports-"}, []string{"REPORT_BUCKET"}},
+		{"prefix absolute", Sweep, map[string]string{"REPORT_PREFIX": "/reports/"}, []string{`REPORT_PREFIX="/reports/"`}},
+		{"prefix with spaces", Sweep, map[string]string{"REPORT_PREFIX": "my reports/"}, []string{"REPORT_PREFIX"}},
 		{"long value cut", Sweep, map[string]string{"ROOT_TENANT_ID": strings.Repeat("x", 10000)}, []string{"ROOT_TENANT_ID", "xxx…"}},
 	}
 	for _, tt := range tests {

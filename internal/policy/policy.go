@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"acronismfa/internal/tenant"
 )
@@ -18,6 +20,11 @@ const (
 	SkippedDisabled  Outcome = "skipped_disabled"
 	SkippedExcluded  Outcome = "skipped_excluded"
 	NotAllowed       Outcome = "not_allowed"
+	// Notify: enabling MFA would lock users out; they get notice and a grace
+	// period first. A tenant notified is in grace.
+	Notify Outcome = "notify"
+	// InGrace: the tenant's notice is out and its deadline has not come.
+	InGrace Outcome = "in_grace"
 )
 
 // Skipped reports whether the outcome leaves the tenant alone by policy, which
@@ -50,6 +57,9 @@ type Rules struct {
 	AllowDisable bool
 	DryRun       bool
 	Excluded     Exclusions
+	// Grace is how long after its notice a tenant is enforced when enabling
+	// MFA would lock users out (ROLLOUT_GRACE_DAYS); 0 enforces at once.
+	Grace time.Duration
 }
 
 // Exclusions is a set of tenant ids whose whole subtrees are never changed.
@@ -81,12 +91,25 @@ type Facts struct {
 	UpdateAllowed bool
 	// Excluded: the tenant or one of its ancestors is in Rules.Excluded.
 	Excluded bool
+	// UsersWithoutTOTP is how many users enabling MFA would lock out; negative
+	// while unknown (the listing does not carry it).
+	UsersWithoutTOTP int
+	// Notice is the tenant's rollout notice, nil when it has none.
+	Notice *Notice
+	Now    time.Time
+}
+
+// Notice is what decides about a tenant's grace.
+type Notice struct {
+	NoticedAt time.Time // zero while another run is still giving the notice
 }
 
 // Decision is the outcome and the reason an audit line gives for it.
 type Decision struct {
 	Outcome Outcome
 	Reason  string
+	// Deadline is when a tenant notified or in grace gets MFA.
+	Deadline time.Time
 }
 
 // disableRefused is the one statement of the disable rule: nothing turns MFA
@@ -98,7 +121,7 @@ const disableRefused = "disabling MFA requires MFA_ALLOW_DISABLE=true"
 // intent costs Acronis nothing.
 func (r Rules) Preflight(in Intent) (Decision, bool) {
 	if !in.Enable && !r.AllowDisable {
-		return Decision{NotAllowed, disableRefused}, true
+		return Decision{Outcome: NotAllowed, Reason: disableRefused}, true
 	}
 	return Decision{}, false
 }
@@ -111,18 +134,47 @@ func (r Rules) Decide(f Facts, in Intent) Decision {
 	state := tenant.MFAState(in.Enable)
 	switch {
 	case f.Excluded:
-		return Decision{SkippedExcluded, "tenant or an ancestor is in EXCLUDED_TENANT_IDS"}
+		return Decision{Outcome: SkippedExcluded, Reason: "tenant or an ancestor is in EXCLUDED_TENANT_IDS"}
 	case f.Kind.InheritsMFA():
-		return Decision{SkippedInherited, string(f.Kind) + " tenants inherit MFA from their parent"}
+		return Decision{Outcome: SkippedInherited, Reason: string(f.Kind) + " tenants inherit MFA from their parent"}
 	case !f.Enabled && in.Origin == ByPolicy:
-		return Decision{SkippedDisabled, "tenant is disabled"}
+		return Decision{Outcome: SkippedDisabled, Reason: "tenant is disabled"}
 	case f.MFAOn == in.Enable:
-		return Decision{Compliant, "MFA already " + state}
+		return Decision{Outcome: Compliant, Reason: "MFA already " + state}
 	case !f.UpdateAllowed:
-		return Decision{NotAllowed, "Acronis reports update_allowed: false for this tenant"}
-	case r.DryRun:
-		return Decision{WouldChange, "dry run: MFA would be " + state}
-	default:
-		return Decision{Change, "MFA " + state + " by policy"}
+		return Decision{Outcome: NotAllowed, Reason: "Acronis reports update_allowed: false for this tenant"}
 	}
+	if d, waits := r.grace(f, in); waits {
+		return d
+	}
+	if r.DryRun {
+		return Decision{Outcome: WouldChange, Reason: "dry run: MFA would be " + state}
+	}
+	return Decision{Outcome: Change, Reason: "MFA " + state + " by policy"}
 }
+
+// grace is the rollout rule: enabling MFA by policy on a tenant whose users
+// lack TOTP waits for a notice and its grace. Requests by name and disabling
+// never wait, nor does a tenant whose users all have TOTP: nobody is locked out.
+func (r Rules) grace(f Facts, in Intent) (Decision, bool) {
+	if r.Grace <= 0 || in.Origin != ByPolicy || !in.Enable {
+		return Decision{}, false
+	}
+	switch n := f.Notice; {
+	case n != nil && n.NoticedAt.IsZero():
+		return Decision{Outcome: InGrace, Reason: "another run is giving this tenant its notice"}, true
+	case n != nil:
+		deadline := n.NoticedAt.Add(r.Grace)
+		if f.Now.Before(deadline) {
+			return Decision{Outcome: InGrace, Reason: "in grace until " + stamp(deadline), Deadline: deadline}, true
+		}
+		return Decision{}, false
+	case f.UsersWithoutTOTP > 0:
+		deadline := f.Now.Add(r.Grace)
+		return Decision{Outcome: Notify, Reason: fmt.Sprintf("%d users lack TOTP: notice given, MFA from %s", f.UsersWithoutTOTP, stamp(deadline)),
+			Deadline: deadline}, true
+	}
+	return Decision{}, false
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

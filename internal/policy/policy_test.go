@@ -2,6 +2,7 @@ package policy
 
 import (
 	"testing"
+	"time"
 
 	"acronismfa/internal/tenant"
 )
@@ -72,5 +73,47 @@ func TestSkippedOutcomes(t *testing.T) {
 		if o.Skipped() != skipped {
 			t.Errorf("%s.Skipped() = %v", o, !skipped)
 		}
+	}
+}
+
+func TestGrace(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	week := 7 * 24 * time.Hour
+	rules := Rules{Grace: week}
+	drifting := Facts{Kind: tenant.KindCustomer, Enabled: true, UpdateAllowed: true, UsersWithoutTOTP: 3, Now: now}
+	with := func(mod func(*Facts)) Facts { f := drifting; mod(&f); return f }
+	byPolicy := Intent{Enable: true, Origin: ByPolicy}
+	noticed := func(ago time.Duration) func(*Facts) {
+		return func(f *Facts) { f.Notice = &Notice{NoticedAt: now.Add(-ago)} }
+	}
+	tests := []struct {
+		name     string
+		rules    Rules
+		facts    Facts
+		intent   Intent
+		outcome  Outcome
+		deadline time.Time
+	}{
+		{"users lack TOTP: notice first", rules, drifting, byPolicy, Notify, now.Add(week)},
+		{"dry run notifies too (the caller writes nothing)", Rules{Grace: week, DryRun: true}, drifting, byPolicy, Notify, now.Add(week)},
+		{"nobody lacks TOTP: enforced at once", rules, with(func(f *Facts) { f.UsersWithoutTOTP = 0 }), byPolicy, Change, time.Time{}},
+		{"users unknown yet: confirm first", rules, with(func(f *Facts) { f.UsersWithoutTOTP = -1 }), byPolicy, Change, time.Time{}},
+		{"in grace", rules, with(noticed(time.Hour)), byPolicy, InGrace, now.Add(week - time.Hour)},
+		{"in grace whatever the users", rules, with(func(f *Facts) { noticed(time.Hour)(f); f.UsersWithoutTOTP = -1 }), byPolicy, InGrace, now.Add(week - time.Hour)},
+		{"deadline reached", rules, with(noticed(week)), byPolicy, Change, time.Time{}},
+		{"deadline follows the current grace", Rules{Grace: time.Hour}, with(noticed(2 * time.Hour)), byPolicy, Change, time.Time{}},
+		{"grace 0 ends every grace", Rules{}, with(noticed(time.Minute)), byPolicy, Change, time.Time{}},
+		{"a notice on its way", rules, with(func(f *Facts) { f.Notice = &Notice{} }), byPolicy, InGrace, time.Time{}},
+		{"a request by name never waits", rules, drifting, Intent{Enable: true, Origin: ByCaller}, Change, time.Time{}},
+		{"disabling never waits", Rules{Grace: week, AllowDisable: true}, with(func(f *Facts) { f.MFAOn = true }), Intent{Origin: ByPolicy}, Change, time.Time{}},
+		{"compliant with a notice", rules, with(func(f *Facts) { noticed(time.Hour)(f); f.MFAOn = true }), byPolicy, Compliant, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tt.rules.Decide(tt.facts, tt.intent)
+			if d.Outcome != tt.outcome || !d.Deadline.Equal(tt.deadline) || d.Reason == "" {
+				t.Fatalf("Decide = %+v, want %s with deadline %s", d, tt.outcome, tt.deadline)
+			}
+		})
 	}
 }

@@ -361,7 +361,9 @@ func (r *run) collectFanout(ctx context.Context, results <-chan sendResult) {
 }
 
 // intent is what a sweep enforces: the desired state, by policy.
-func (r *run) intent() policy.Intent { return policy.Intent{Enable: r.Desired, Origin: policy.ByPolicy} }
+func (r *run) intent() policy.Intent {
+	return policy.Intent{Enable: r.Desired, Origin: policy.ByPolicy}
+}
 
 func (r *run) late() bool { return !r.stopAt.IsZero() && !r.Now().Before(r.stopAt) }
 

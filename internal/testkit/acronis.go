@@ -119,3 +119,6 @@ func (w *Waits) All() []time.Duration {
 	defer w.mu.Unlock()
 	return append([]time.Duration(nil), w.all...)
 }
+
+// GoString redacts the client secret under %#v too.
+func (s StaticCredentials) GoString() string { return s.String() }

@@ -47,6 +47,17 @@ func TestGenerateIsDeterministic(t *testing.T) {
 	if same != 0 || reflect.DeepEqual(a, c) {
 		t.Errorf("seeds 42 and 43 share %d ids: want different trees", same)
 	}
+
+	s := sim.New(sim.Options{})
+	s.Generate(sim.TreeSpec{Seed: 1, Size: 500})
+	s.Generate(sim.TreeSpec{Seed: 1, Size: 500}) // on the same Server: new ids and names
+	names, ids := map[string]bool{}, map[string]bool{}
+	for _, tn := range s.All() {
+		names[tn.Name], ids[tn.ID] = true, true
+	}
+	if len(s.All()) != 1001 || len(names) != 1001 || len(ids) != 1001 {
+		t.Errorf("%d tenants, %d names, %d ids; want 1001 of each", len(s.All()), len(names), len(ids))
+	}
 }
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -156,20 +167,6 @@ func TestGenerateOverrides(t *testing.T) {
 	}
 	if want := map[string]int{"partner": 200, "folder": 50, "customer": 750}; !reflect.DeepEqual(kinds, want) {
 		t.Errorf("kinds %v, want %v", kinds, want)
-	}
-}
-
-func TestGenerateTwiceKeepsNamesUnique(t *testing.T) {
-	s := sim.New(sim.Options{})
-	s.Generate(sim.TreeSpec{Seed: 1, Size: 500})
-	s.Generate(sim.TreeSpec{Seed: 1, Size: 500})
-	all := s.All()
-	names, ids := map[string]bool{}, map[string]bool{}
-	for _, tn := range all {
-		names[tn.Name], ids[tn.ID] = true, true
-	}
-	if len(all) != 1001 || len(names) != 1001 || len(ids) != 1001 {
-		t.Errorf("%d tenants, %d names, %d ids; want 1001 of each", len(all), len(names), len(ids))
 	}
 }
 

@@ -1,57 +1,57 @@
 package sim_test
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
-	"time"
 
 	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/testkit"
 )
 
-// api drives a Server over real HTTP, as the project's client would.
+// api drives a Server over real HTTP with its own requests, so that the wire
+// format is checked here independently of the project's client.
 type api struct {
 	t     testing.TB
 	sim   *sim.Server
 	url   string
-	http  *http.Client
 	token string
 }
 
 func newAPI(t testing.TB, opts sim.Options) *api {
 	t.Helper()
-	s := sim.New(opts)
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	a := &api{t: t, sim: s, url: srv.URL, http: srv.Client()}
+	env := testkit.NewAcronis(t, testkit.AcronisOptions{Sim: opts})
+	a := &api{t: t, sim: env.Sim, url: env.URL}
 	a.token = a.newToken()
 	return a
 }
 
-// requestToken asks for a token with the given credentials and content type.
-func (a *api) requestToken(id, secret, contentType, form string) (int, []byte) {
+const form = "application/x-www-form-urlencoded"
+
+// requestToken asks for a token with the given credentials, content type and body.
+func (a *api) requestToken(id, secret, contentType, body string) (int, []byte) {
 	a.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, a.url+"/api/2/idp/token", strings.NewReader(form))
+	req, err := http.NewRequest(http.MethodPost, a.url+"/api/2/idp/token", strings.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
+	req.Header.Set("Content-Type", contentType)
 	if id != "" || secret != "" {
 		req.SetBasicAuth(id, secret)
 	}
-	return a.send(req)
+	resp, b := a.send(req)
+	return resp.StatusCode, b
 }
 
 func (a *api) newToken() string {
 	a.t.Helper()
-	status, body := a.requestToken(a.sim.ClientID(), a.sim.ClientSecret(), "application/x-www-form-urlencoded", "grant_type=client_credentials")
+	status, body := a.requestToken(a.sim.ClientID(), a.sim.ClientSecret(), form, "grant_type=client_credentials")
 	if status != http.StatusOK {
 		a.t.Fatalf("token: status %d: %s", status, body)
 	}
@@ -62,9 +62,9 @@ func (a *api) newToken() string {
 	return tok.AccessToken
 }
 
-func (a *api) send(req *http.Request) (int, []byte) {
+func (a *api) send(req *http.Request) (*http.Response, []byte) {
 	a.t.Helper()
-	resp, err := a.http.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -73,13 +73,20 @@ func (a *api) send(req *http.Request) (int, []byte) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	return resp.StatusCode, body
+	// Clients look at Content-Type before they decode an error body.
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode >= 400 && ct != "application/json" {
+		a.t.Errorf("%s %s: status %d with Content-Type %q", req.Method, req.URL.Path, resp.StatusCode, ct)
+	}
+	return resp, body
 }
 
-// do sends an API request with the api's token; path is below /api/2.
-func (a *api) do(method, path, contentType, body string) (*http.Response, []byte) {
+// noRedirects shows answers as they come: a redirect is an answer to check.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// request is an API request with the api's token; path is below /api/2.
+func (a *api) request(ctx context.Context, method, path, contentType, body string) *http.Request {
 	a.t.Helper()
-	req, err := http.NewRequest(method, a.url+"/api/2"+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, a.url+"/api/2"+path, strings.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -89,16 +96,12 @@ func (a *api) do(method, path, contentType, body string) (*http.Response, []byte
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return resp, b
+	return req
+}
+
+func (a *api) do(method, path, contentType, body string) (*http.Response, []byte) {
+	a.t.Helper()
+	return a.send(a.request(context.Background(), method, path, contentType, body))
 }
 
 func (a *api) get(path string) (int, []byte) {
@@ -115,27 +118,17 @@ func (a *api) putMFA(id, body string) (int, []byte) {
 
 func (a *api) add(t sim.Tenant) string {
 	a.t.Helper()
-	if t.ID == "" {
-		t.ID = newID()
-	}
+	t.ID = cmp.Or(t.ID, newID())
 	if err := a.sim.Add(t); err != nil {
 		a.t.Fatal(err)
 	}
 	return t.ID
 }
 
-// newID gives readable, unique ids in UUID form.
-var (
-	idMu  sync.Mutex
-	idSeq int
-)
+var idSeq atomic.Int64
 
-func newID() string {
-	idMu.Lock()
-	defer idMu.Unlock()
-	idSeq++
-	return fmt.Sprintf("00000000-0000-4000-8000-%012d", idSeq)
-}
+// newID gives readable, unique ids in UUID form.
+func newID() string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", idSeq.Add(1)) }
 
 func decode(t testing.TB, body []byte, v any) {
 	t.Helper()
@@ -144,45 +137,23 @@ func decode(t testing.TB, body []byte, v any) {
 	}
 }
 
-type platformError struct {
-	Error struct {
-		Code    int                   `json:"code"`
-		Domain  string                `json:"domain"`
-		Message string                `json:"message"`
-		Details struct{ Info string } `json:"details"`
-		Context map[string]any        `json:"context"`
-	} `json:"error"`
-}
-
 // wantPlatformError checks an answer's status and its platform error body.
-func wantPlatformError(t *testing.T, status int, body []byte, wantStatus, wantCode int) {
+func wantPlatformError(t testing.TB, status int, body []byte, wantStatus, wantCode int) {
 	t.Helper()
+	var e struct {
+		Error struct {
+			Code    int                   `json:"code"`
+			Domain  string                `json:"domain"`
+			Message string                `json:"message"`
+			Details struct{ Info string } `json:"details"`
+			Context map[string]any        `json:"context"`
+		} `json:"error"`
+	}
 	if status != wantStatus {
 		t.Fatalf("status %d, want %d: %s", status, wantStatus, body)
 	}
-	var e platformError
 	decode(t, body, &e)
 	if e.Error.Code != wantCode || e.Error.Domain != "PlatformAccountServer" || e.Error.Message == "" || e.Error.Context == nil {
 		t.Fatalf("error body %s, want platform error with code %d", body, wantCode)
 	}
-}
-
-// clock is a fake clock that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,15 +62,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if !wait(r.Context(), s.currentFaults().Latency) {
+	s.noteCredentials(r.Header.Get("Authorization"))
+	if !isToken {
+		if n, before := s.arrival(); before != nil {
+			before(n)
+		}
+	}
+	f := s.currentFaults()
+	if !wait(r.Context(), f.Latency) {
+		return
+	}
+	if status := s.scripted(r); status != 0 {
+		s.answerScripted(x, status)
 		return
 	}
 	if isToken {
-		s.issueToken(x)
+		s.issueToken(x, f)
 		return
 	}
 
-	h, id, allow := match(r.Method, r.URL.Path)
+	h, id, allow := match(r.Method, r.URL.EscapedPath())
 	switch {
 	case allow == "":
 		writeError(x.w, http.StatusNotFound, http.StatusNotFound, "Not Found", "no such route")
@@ -79,11 +91,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(x.w, http.StatusMethodNotAllowed, http.StatusMethodNotAllowed, "Method Not Allowed", r.Method+" is not supported here")
 		return
 	}
+	if s.throttleFirst(r) {
+		s.writeFault(x.w, http.StatusTooManyRequests)
+		return
+	}
+	if held(f, r.URL.Path, id) {
+		<-r.Context().Done()
+		return
+	}
 	if !s.authenticate(x) {
 		return
 	}
 	if status := s.injectedStatus(); status != 0 {
-		writeFault(x.w, status, s.currentFaults().RetryAfter)
+		s.writeFault(x.w, status)
 		return
 	}
 	h(s, x, id)
@@ -104,10 +124,11 @@ func wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// match finds the route of path. allow is empty when no route has this path, and
-// lists the route's methods when it has one; h is nil when method is not among them.
-func match(method, path string) (h handler, id, allow string) {
-	rest, ok := strings.CutPrefix(path, apiPrefix+"/")
+// match finds the route of an escaped path, so that an id holding an escaped
+// "/" stays one segment. allow is empty when no route has this path, and lists
+// the route's methods when it has one; h is nil when method is not among them.
+func match(method, escapedPath string) (h handler, id, allow string) {
+	rest, ok := strings.CutPrefix(escapedPath, apiPrefix+"/")
 	if !ok {
 		return nil, "", ""
 	}
@@ -119,10 +140,12 @@ func match(method, path string) (h handler, id, allow string) {
 		id = ""
 		matched := true
 		for i, want := range rt.segments {
+			// EscapedPath is always validly escaped.
+			seg, _ := url.PathUnescape(segs[i])
 			switch {
-			case want == "{id}" && segs[i] != "":
-				id = segs[i]
-			case want != segs[i]:
+			case want == "{id}" && seg != "":
+				id = seg
+			case want != seg:
 				matched = false
 			}
 		}
@@ -158,12 +181,10 @@ func (s *Server) authenticate(x *exchange) bool {
 	return true
 }
 
+// tokenResponse is a token answer before tokenAnswer renders it.
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresOn   int64  `json:"expires_on"`
-	ExpiresIn   int64  `json:"expires_in"`
-	IDToken     string `json:"id_token"`
+	AccessToken, TokenType, IDToken string
+	ExpiresOn, ExpiresIn            int64
 }
 
 type oauthError struct {
@@ -172,7 +193,7 @@ type oauthError struct {
 }
 
 // issueToken is POST /idp/token: the client credentials grant with HTTP Basic.
-func (s *Server) issueToken(x *exchange) {
+func (s *Server) issueToken(x *exchange, f Faults) {
 	r := x.r
 	if r.Method != http.MethodPost {
 		x.w.Header().Set("Allow", http.MethodPost)
@@ -208,15 +229,20 @@ func (s *Server) issueToken(x *exchange) {
 		}
 		s.tokens[resp.AccessToken] = expiry
 		s.issued++
+		s.secrets[resp.AccessToken] = true
+		s.secrets[resp.IDToken] = true
 	}
 	s.authMu.Unlock()
 	if !ok {
-		x.w.Header().Set("WWW-Authenticate", `Basic realm="sim"`)
-		writeJSON(x.w, http.StatusUnauthorized, oauthError{"invalid_client", "client authentication failed"})
+		refusal := f.CredentialsRefusal.orDefault()
+		if refusal.Status == http.StatusUnauthorized {
+			x.w.Header().Set("WWW-Authenticate", `Basic realm="sim"`)
+		}
+		writeJSON(x.w, refusal.Status, oauthError{refusal.Error, "client authentication failed"})
 		return
 	}
 	x.w.Header().Set("Cache-Control", "no-store")
-	writeJSON(x.w, http.StatusOK, resp)
+	writeJSON(x.w, http.StatusOK, tokenAnswer(f, resp))
 }
 
 type platformError struct {
@@ -241,20 +267,6 @@ func writeError(w http.ResponseWriter, status, code int, message, info string) {
 		Code: code, Domain: "PlatformAccountServer", Message: message,
 		Details: errorDetails{Info: info}, Context: map[string]any{},
 	}})
-}
-
-// writeFault answers with an injected failure status.
-func writeFault(w http.ResponseWriter, status, retryAfter int) {
-	code := status
-	switch status {
-	case http.StatusForbidden:
-		code = codeAccessDenied
-	case http.StatusNotFound:
-		code = codeTenantNotFound
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", strconv.Itoa(max(retryAfter, 1)))
-	}
-	writeError(w, status, code, http.StatusText(status), "injected by the simulator")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,71 +1,14 @@
 package sim
 
 import (
-	"maps"
 	"net/http"
 	"strings"
-	"time"
 )
-
-// Faults make the Server misbehave on purpose. The zero value is a healthy API.
-type Faults struct {
-	// Latency delays every request, token calls included. A request whose
-	// context ends first is abandoned unanswered.
-	Latency time.Duration
-	// ThrottleEvery answers every Nth API request with 429, UnavailableEvery with
-	// 503, both with Retry-After. N counts API requests that carried a valid
-	// token since SetFaults, so a test knows exactly which request fails; token
-	// calls and 401s do not count. Throttling wins when both hit.
-	ThrottleEvery    int
-	UnavailableEvery int
-	RetryAfter       int // seconds in Retry-After (default 1)
-	// FailTenants answers every GET and PUT of a tenant's mfa/status with the
-	// given HTTP status (403 and 404 with their platform codes).
-	FailTenants map[string]int
-	// SubtreeStatus, when non-zero, answers GET /tenants?subtree_root_id=… and
-	// every GET /tenants?after=… with this status, so that callers must fall
-	// back to walking children.
-	SubtreeStatus int
-}
-
-// SetFaults replaces the faults in force and restarts the count behind
-// ThrottleEvery and UnavailableEvery.
-func (s *Server) SetFaults(f Faults) {
-	if f.RetryAfter <= 0 {
-		f.RetryAfter = 1
-	}
-	f.FailTenants = maps.Clone(f.FailTenants) // the caller may go on changing its map
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	s.faults = f
-	s.apiCount = 0
-}
-
-func (s *Server) currentFaults() Faults {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	return s.faults
-}
-
-// injectedStatus counts one authenticated API request and says whether the
-// faults in force make it fail with 429 or 503.
-func (s *Server) injectedStatus() int {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	s.apiCount++
-	switch f := s.faults; {
-	case f.ThrottleEvery > 0 && s.apiCount%f.ThrottleEvery == 0:
-		return http.StatusTooManyRequests
-	case f.UnavailableEvery > 0 && s.apiCount%f.UnavailableEvery == 0:
-		return http.StatusServiceUnavailable
-	}
-	return 0
-}
 
 // Request is one request as the Server saw it.
 type Request struct {
 	Method, Path, Query string // Path without host, e.g. "/api/2/tenants/<id>/mfa/status"
-	Status              int    // 0 while in flight, or when the caller gave up during Latency
+	Status              int    // 0 while in flight, or when no answer came (the caller gave up, or the connection was hung up)
 	Stale               bool   // a bearer token was sent but was expired, revoked or unknown (401)
 }
 

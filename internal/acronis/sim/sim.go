@@ -6,7 +6,8 @@
 // real API (field names, paging cursors, OAuth and platform error bodies, status
 // codes), so the API client, the Lambda handlers, `make demo` and the benchmarks
 // all run against it. Tests shape the tree with Add and Generate, inject faults
-// with SetFaults, and check what reached the API with Requests and Count.
+// with SetFaults, check what reached the API with Requests and Count, and what
+// credentials and tokens crossed the wire with Secrets.
 //
 // It deliberately keeps its own wire structs instead of importing the client's
 // package, so that a wrong field name in either shows up as a failing test.
@@ -15,6 +16,8 @@ package sim
 import (
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,14 +66,14 @@ type Server struct {
 	orderGen uint64
 	orders   map[*node][]*node
 
-	authMu sync.Mutex
-	secret string
-	tokens map[string]time.Time // access token -> expiry
-	issued int
+	authMu  sync.Mutex
+	secret  string
+	tokens  map[string]time.Time // access token -> expiry
+	issued  int
+	secrets map[string]bool // every credential and token seen on the wire
 
-	faultMu  sync.Mutex
-	faults   Faults
-	apiCount int // authenticated API requests since SetFaults
+	faultMu sync.Mutex
+	faults  faultState
 
 	recMu       sync.Mutex
 	record      []Request
@@ -106,7 +109,9 @@ func New(opts Options) *Server {
 		nodes:    make(map[string]*node),
 		orders:   make(map[*node][]*node),
 		tokens:   make(map[string]time.Time),
+		secrets:  make(map[string]bool),
 	}
+	s.SetFaults(Faults{})
 	s.hidden = &node{id: randomUUID(), name: "Data Center Root", kind: kindRoot, state: mfaDisabled, enabled: true, version: 1}
 	s.own = &node{
 		id: randomUUID(), name: "Sim Partner", kind: kindPartner, state: mfaEnabled,
@@ -152,6 +157,29 @@ func (s *Server) TokensIssued() int {
 	s.authMu.Lock()
 	defer s.authMu.Unlock()
 	return s.issued
+}
+
+// Secrets returns every credential and token that crossed the wire since New:
+// the values of Authorization headers and their credential parts, and the
+// access and id tokens issued, so that tests can make sure none is written
+// where it must not be.
+func (s *Server) Secrets() []string {
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	return slices.Collect(maps.Keys(s.secrets))
+}
+
+// noteCredentials remembers an Authorization header and its credentials.
+func (s *Server) noteCredentials(authorization string) {
+	if authorization == "" {
+		return
+	}
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	s.secrets[authorization] = true
+	if _, cred, ok := strings.Cut(authorization, " "); ok && cred != "" {
+		s.secrets[cred] = true
+	}
 }
 
 // Add inserts a tenant below t.ParentID (the API client's own tenant when

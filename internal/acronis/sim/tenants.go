@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -166,6 +167,7 @@ type cursor struct {
 	Offset int    `json:"o"`
 	Limit  int    `json:"l"`
 	LOD    string `json:"d,omitempty"`
+	Page   int    `json:"p"` // the page it leads to, counted from 1, for the listing faults
 }
 
 func (c cursor) encode() string {
@@ -184,7 +186,7 @@ func decodeCursor(s string) (cursor, bool) {
 	default:
 		return cursor{}, false
 	}
-	return c, c.Value != "" && c.Offset >= 0 && c.Limit > 0 && c.Limit <= maxPageLimit && validLOD(c.LOD)
+	return c, c.Value != "" && c.Offset >= 0 && c.Limit > 0 && c.Limit <= maxPageLimit && c.Page > 1 && validLOD(c.LOD)
 }
 
 func validLOD(lod string) bool {
@@ -216,26 +218,33 @@ func (s *Server) listTenants(x *exchange, _ string) {
 	}
 	f := s.currentFaults()
 	if f.SubtreeStatus != 0 && (c.Filter == filterSubtree || q.Has("after")) {
-		writeFault(x.w, f.SubtreeStatus, f.RetryAfter)
+		s.writeFault(x.w, f.SubtreeStatus)
 		return
 	}
 	now := s.now().UTC().Format(time.RFC3339)
 	s.read(x, func() (any, *apiError) {
-		all, aerr := s.listed(c)
+		all, aerr := s.listed(c, f)
 		if aerr != nil {
 			return nil, aerr
 		}
 		start := min(c.Offset, len(all))
+		if f.OverlapPages && c.Page > 1 {
+			start--
+		}
 		end := min(start+c.Limit, len(all))
 		resp := listResponse{Items: make([]tenantJSON, 0, end-start), Timestamp: now}
 		for _, n := range all[start:end] {
 			resp.Items = append(resp.Items, n.wire(c.LOD == "full"))
 		}
-		if end < len(all) {
-			next := c
-			next.Offset = end
-			resp.Paging.Cursors.After = next.encode()
+		next := c
+		next.Offset, next.Page = end, c.Page+1
+		if f.LoopCursors > 0 && c.Page == f.LoopCursors+1 {
+			// Back to what page 1 pointed at.
+			next.Offset, next.Page = min(c.Limit, len(all)), 2
+		} else if end == len(all) {
+			return resp, nil
 		}
+		resp.Paging.Cursors.After = next.encode()
 		return resp, nil
 	})
 }
@@ -254,7 +263,7 @@ func parseListing(q url.Values) (cursor, *apiError) {
 			return c, badRequest("invalid paging cursor")
 		}
 	} else {
-		c.Limit = defaultPageLimit
+		c.Limit, c.Page = defaultPageLimit, 1
 		for _, f := range []string{filterSubtree, filterParent, filterUUIDs} {
 			if !q.Has(f) {
 				continue
@@ -291,15 +300,31 @@ func parseListing(q url.Values) (cursor, *apiError) {
 }
 
 // listed returns every tenant a listing covers, in order. The caller holds mu;
-// the slice is shared and must not be modified.
-func (s *Server) listed(c cursor) ([]*node, *apiError) {
+// the slice may be shared and must not be modified.
+func (s *Server) listed(c cursor, f Faults) ([]*node, *apiError) {
 	switch c.Filter {
 	case filterSubtree:
 		root, aerr := s.lookup(c.Value)
 		if aerr != nil {
 			return nil, aerr
 		}
-		return s.subtree(root), nil
+		order := s.subtree(root)
+		if len(f.ListEarly) == 0 {
+			return order, nil
+		}
+		early := func(n *node) bool { return n != root && slices.Contains(f.ListEarly, n.id) }
+		moved := []*node{root}
+		for _, n := range order {
+			if early(n) {
+				moved = append(moved, n)
+			}
+		}
+		for _, n := range order[1:] {
+			if !early(n) {
+				moved = append(moved, n)
+			}
+		}
+		return moved, nil
 	case filterParent:
 		parent, aerr := s.lookup(c.Value)
 		if aerr != nil {
@@ -406,7 +431,7 @@ func (s *Server) failedTenant(x *exchange, id string) bool {
 	f := s.currentFaults()
 	status, ok := f.FailTenants[id]
 	if ok {
-		writeFault(x.w, status, f.RetryAfter)
+		s.writeFault(x.w, status)
 	}
 	return ok
 }
@@ -454,11 +479,17 @@ func (s *Server) putMFA(x *exchange, id string) {
 	s.mu.Lock()
 	st, aerr := s.setMFA(id, enabled)
 	s.mu.Unlock()
-	if aerr != nil {
+	f := s.currentFaults()
+	switch {
+	case aerr != nil:
 		aerr.write(x.w)
-		return
+	case slices.Contains(f.LoseWriteAnswers, id):
+		s.writeFault(x.w, http.StatusBadGateway)
+	case f.EmptyWriteStatus != 0:
+		x.w.WriteHeader(f.EmptyWriteStatus)
+	default:
+		writeJSON(x.w, http.StatusOK, st)
 	}
-	writeJSON(x.w, http.StatusOK, st)
 }
 
 // setMFA applies a PUT; the caller holds mu for writing.
