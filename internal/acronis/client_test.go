@@ -527,7 +527,7 @@ func TestIDsCannotAlterThePath(t *testing.T) {
 			"Children":  func() error { _, err := a.Client.Children(t.Context(), id); return err },
 			"Search":    func() error { _, err := a.Client.FindTenantByName(t.Context(), id, "x"); return err },
 			"Subtree": func() error {
-				for _, err := range a.Client.Subtree(t.Context(), id, 0) {
+				for _, err := range a.Client.Subtree(t.Context(), id, acronis.ListOptions{}) {
 					return err
 				}
 				return nil
@@ -638,7 +638,7 @@ func TestSubtree(t *testing.T) {
 			a.Sim.SetFaults(tt.faults)
 			var ids []string
 			var errs []error
-			for tn, err := range a.Client.Subtree(t.Context(), a.Sim.RootID(), tt.limit) {
+			for tn, err := range a.Client.Subtree(t.Context(), a.Sim.RootID(), acronis.ListOptions{PageSize: tt.limit}) {
 				if err != nil {
 					errs = append(errs, err)
 					continue

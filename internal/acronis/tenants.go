@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"acronismfa/internal/tenant"
 )
@@ -82,17 +83,26 @@ type tenantPage struct {
 	} `json:"paging"`
 }
 
-// Subtree lists rootID and every tenant under it, ordered by depth, each once,
-// limit per page (5000 when limit <= 0). Only one page is held at a time, and
-// the ids listed so far. On failure it yields one error and stops; paging
-// cursors that loop are an ErrUpstream failure.
-func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq2[tenant.Tenant, error] {
+// ListOptions narrow a subtree listing.
+type ListOptions struct {
+	PageSize int // tenants per page; 0 lets the API choose (5000)
+	// UpdatedSince lists only the tenants created or updated after it; zero
+	// lists them all.
+	UpdatedSince time.Time
+}
+
+// Subtree lists rootID and every tenant under it, ordered by depth, each once.
+// Only one page is held at a time, and the ids listed so far. On failure it
+// yields one error and stops; paging cursors that loop are an ErrUpstream
+// failure.
+func (c *Client) Subtree(ctx context.Context, rootID string, o ListOptions) iter.Seq2[tenant.Tenant, error] {
 	return func(yield func(tenant.Tenant, error) bool) {
 		const op = "GET /tenants"
 		if _, err := segment(op, rootID); err != nil {
 			yield(tenant.Tenant{}, err)
 			return
 		}
+		limit := o.PageSize
 		if limit <= 0 {
 			limit = defaultPageSize
 		}
@@ -101,6 +111,9 @@ func (c *Client) Subtree(ctx context.Context, rootID string, limit int) iter.Seq
 			"lod":             {"full"},
 			"limit":           {strconv.Itoa(limit)},
 		}}
+		if !o.UpdatedSince.IsZero() {
+			r.query.Set("updated_since", o.UpdatedSince.UTC().Format(time.RFC3339))
+		}
 		// Pages overlap when the tree changes while it is paged; each tenant
 		// is yielded once all the same.
 		var listed idSet

@@ -19,7 +19,7 @@ import (
 
 // Lister is the part of the Acronis client that reads the tree.
 type Lister interface {
-	Subtree(ctx context.Context, rootID string, limit int) iter.Seq2[tenant.Tenant, error]
+	Subtree(ctx context.Context, rootID string, o acronis.ListOptions) iter.Seq2[tenant.Tenant, error]
 	Children(ctx context.Context, id string) ([]tenant.Tenant, error)
 	Tenant(ctx context.Context, id string) (tenant.Tenant, error)
 }
@@ -217,7 +217,7 @@ func (r *run) list(ctx context.Context, work chan<- tenant.Tenant, rootExcluded 
 // listing, or by walking children where the listing is refused.
 func (r *run) walk(ctx context.Context, visit func(tenant.Tenant)) error {
 	first := true
-	for t, err := range r.Lister.Subtree(ctx, r.RootTenantID, r.PageSize) {
+	for t, err := range r.Lister.Subtree(ctx, r.RootTenantID, acronis.ListOptions{PageSize: r.PageSize}) {
 		if err != nil {
 			if first && (errors.Is(err, acronis.ErrNotAllowed) || errors.Is(err, acronis.ErrNotFound)) {
 				return r.walkChildren(ctx, visit)
