@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -532,6 +533,12 @@ func TestIDsCannotAlterThePath(t *testing.T) {
 				}
 				return nil
 			},
+			"Users": func() error {
+				for _, err := range a.Client.Users(t.Context(), id) {
+					return err
+				}
+				return nil
+			},
 		}
 		for name, call := range calls {
 			wantClass(t, call(), acronis.ErrBadRequest)
@@ -786,6 +793,139 @@ func TestMaxInFlightBoundsConcurrentRequests(t *testing.T) {
 			// 32 callers queue for the slots, so the bound is reached, never passed.
 			if got := a.Sim.MaxInFlight(); got != bound {
 				t.Errorf("%d requests in flight at most, want exactly the bound %d", got, bound)
+			}
+		})
+	}
+}
+
+func TestSubtreeUpdatedSince(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.NewAcronis(t, testkit.AcronisOptions{Sim: sim.Options{Now: clock.Now}, Tree: &sim.TreeSpec{Seed: 5, Size: 3000}})
+	clock.Advance(time.Hour)
+	created := func() string {
+		t.Helper()
+		tn, err := a.Sim.Create(sim.Tenant{Kind: "customer", Enabled: true})
+		if err != nil || !tn.CreatedAt.Equal(clock.Now()) || !tn.UpdatedAt.Equal(tn.CreatedAt) {
+			t.Fatalf("created %+v, %v; want it stamped %v", tn, err, clock.Now())
+		}
+		return tn.ID
+	}
+	first := created() // at 01:00:00
+	clock.Advance(time.Minute)
+	second := created() // at 01:01:00
+	tests := []struct {
+		name  string
+		since time.Time
+		want  []string
+		err   error
+	}{
+		{"the last five minutes of a quiet fleet", clock.Now().Add(-5 * time.Minute), []string{first, second}, nil},
+		{"strictly after", testkit.Epoch.Add(time.Hour), []string{second}, nil},
+		{"nothing since", clock.Now(), nil, nil},
+		{"a time the API cannot read", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), nil, acronis.ErrBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a.Sim.ResetRequests()
+			var ids []string
+			var errs []error
+			for tn, err := range a.Client.Subtree(t.Context(), a.Sim.RootID(), acronis.ListOptions{UpdatedSince: tt.since}) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				ids = append(ids, tn.ID)
+			}
+			if !slices.Equal(ids, tt.want) {
+				t.Errorf("listed %v, want %v", ids, tt.want)
+			}
+			// One request: all that a watch run costs on a quiet fleet.
+			got := a.Sim.Requests()
+			if last := got[len(got)-1]; a.Sim.Count("GET", "/tenants") != 1 ||
+				!strings.Contains(last.Query, "updated_since="+url.QueryEscape(tt.since.UTC().Format(time.RFC3339))) {
+				t.Errorf("requests %+v, want one listing with updated_since", got)
+			}
+			switch {
+			case tt.err == nil && len(errs) != 0:
+				t.Errorf("errors %v", errs)
+			case tt.err != nil && len(errs) != 1:
+				t.Errorf("errors %v, want one %v", errs, tt.err)
+			case tt.err != nil:
+				if e := wantClass(t, errs[0], tt.err); e.Status != 400 || !strings.Contains(e.Message, "updated_since") {
+					t.Errorf("error %+v, want the API's message naming updated_since", e)
+				}
+			}
+		})
+	}
+}
+
+func TestUsers(t *testing.T) {
+	const big = "b0000000-0000-4000-8000-000000000001" // 4,200 users: three pages of at most 2,000
+	tests := []struct {
+		name    string
+		root    string
+		faults  sim.Faults
+		wantN   int // users listed, from the first
+		wantErr error
+		calls   int
+	}{
+		{name: "pages of a partner's tree", wantN: 4211, calls: 3},
+		{name: "a customer and its unit", root: big, wantN: 4203, calls: 3},
+		{name: "overlapping pages", faults: sim.Faults{OverlapPages: true}, wantN: 4211, calls: 3},
+		{name: "failure midway yields one error and stops", wantN: 2000, wantErr: acronis.ErrNotAllowed, calls: 2,
+			faults: sim.Faults{FailNth: []sim.NthFailure{{Method: "GET", Path: "/api/2/users", Nth: []int{2}, Status: 403}}}},
+		{name: "a cursor that repeats", faults: sim.Faults{LoopCursors: 1}, wantN: 4000, wantErr: acronis.ErrUpstream, calls: 2},
+		{name: "users listing refused", faults: sim.Faults{UsersStatus: 404}, wantErr: acronis.ErrNotFound, calls: 1},
+		{name: "unknown tenant", root: testkit.Unknown, wantErr: acronis.ErrNotFound, calls: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := testkit.NewAcronis(t, testkit.AcronisOptions{})
+			add(t, a.Sim,
+				sim.Tenant{ID: "p", Kind: "partner", UsersCount: 2, UsersWithTOTP: 2},
+				sim.Tenant{ID: "c", Kind: "customer", ParentID: "p", UsersCount: 6, UsersWithTOTP: 1},
+				sim.Tenant{ID: big, Kind: "customer", UsersCount: 4200, UsersWithTOTP: 4000},
+				sim.Tenant{ID: "u", Kind: "unit", ParentID: big, UsersCount: 3})
+			var want []sim.User
+			for _, tn := range a.Sim.All() {
+				if tt.root == big && tn.ID != big && tn.ID != "u" {
+					continue
+				}
+				want = append(want, a.Sim.Users(tn.ID)...)
+			}
+			a.Sim.SetFaults(tt.faults)
+			var got []tenant.User
+			var errs []error
+			for u, err := range a.Client.Users(t.Context(), cmp.Or(tt.root, a.Sim.RootID())) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				// A listing that never ends fails rather than hangs.
+				if got = append(got, u); len(got) > 2*len(want) {
+					break
+				}
+			}
+			if len(got) != tt.wantN {
+				t.Fatalf("%d users listed, want %d", len(got), tt.wantN)
+			}
+			for i, u := range got {
+				w := want[i]
+				if u != (tenant.User{ID: w.ID, TenantID: w.TenantID, Login: w.Login, Email: w.Email,
+					FirstName: w.FirstName, LastName: w.LastName, Enabled: true, MFAStatus: w.MFAStatus}) {
+					t.Fatalf("user %d: %+v, want %+v", i, u, w)
+				}
+			}
+			switch {
+			case tt.wantErr == nil && len(errs) != 0:
+				t.Errorf("errors %v", errs)
+			case tt.wantErr != nil && len(errs) != 1:
+				t.Errorf("errors %v, want one %v", errs, tt.wantErr)
+			case tt.wantErr != nil:
+				wantClass(t, errs[0], tt.wantErr)
+			}
+			if n := a.Sim.Count("GET", "/users"); n != tt.calls {
+				t.Errorf("%d listing calls, want %d", n, tt.calls)
 			}
 		})
 	}

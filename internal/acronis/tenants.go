@@ -74,11 +74,12 @@ func (c *Client) Tenant(ctx context.Context, id string) (tenant.Tenant, error) {
 	return call[tenant.Tenant](ctx, c, request{op: op, tenantID: id, method: http.MethodGet, path: "/tenants/" + seg})
 }
 
-type tenantPage struct {
-	Items  []tenant.Tenant `json:"items"`
+// page is one page of a listing.
+type page[T any] struct {
+	Items  []T `json:"items"`
 	Paging struct {
 		Cursors struct {
-			After string `json:"after"`
+			After string `json:"after"` // absent on the last page
 		} `json:"cursors"`
 	} `json:"paging"`
 }
@@ -114,37 +115,45 @@ func (c *Client) Subtree(ctx context.Context, rootID string, o ListOptions) iter
 		if !o.UpdatedSince.IsZero() {
 			r.query.Set("updated_since", o.UpdatedSince.UTC().Format(time.RFC3339))
 		}
-		// Pages overlap when the tree changes while it is paged; each tenant
-		// is yielded once all the same.
-		var listed idSet
-		cursors := map[string]bool{}
-		for {
-			page, err := call[tenantPage](ctx, c, r)
-			if err != nil {
-				yield(tenant.Tenant{}, err)
-				return
-			}
-			for _, t := range page.Items {
-				if listed.add(t.ID) && !yield(t, nil) {
-					return
-				}
-			}
-			after := page.Paging.Cursors.After
-			if after == "" {
-				return
-			}
-			// Paging from a cursor seen before leads back over the same pages,
-			// forever.
-			if cursors[after] {
-				e := r.fail(ErrUpstream)
-				e.Message = "paging cursors loop: a cursor seen before in this listing cannot lead to new tenants"
-				yield(tenant.Tenant{}, e)
-				return
-			}
-			cursors[after] = true
-			// The cursor carries the filters.
-			r.query = url.Values{"after": {after}}
+		listPages(ctx, c, r, func(t tenant.Tenant) string { return t.ID }, yield)
+	}
+}
+
+// listPages pages through the listing r starts and yields its items, each id
+// once, holding one page at a time. On failure it yields one error and the
+// zero T, and stops; paging cursors that loop are an ErrUpstream failure.
+func listPages[T any](ctx context.Context, c *Client, r request, id func(T) string, yield func(T, error) bool) {
+	var zero T
+	// Pages overlap when the tree changes while it is paged; each item is
+	// yielded once all the same.
+	var listed idSet
+	cursors := map[string]bool{}
+	for {
+		p, err := call[page[T]](ctx, c, r)
+		if err != nil {
+			yield(zero, err)
+			return
 		}
+		for _, item := range p.Items {
+			if listed.add(id(item)) && !yield(item, nil) {
+				return
+			}
+		}
+		after := p.Paging.Cursors.After
+		if after == "" {
+			return
+		}
+		// Paging from a cursor seen before leads back over the same pages,
+		// forever.
+		if cursors[after] {
+			e := r.fail(ErrUpstream)
+			e.Message = "paging cursors loop: a cursor seen before in this listing cannot lead to new items"
+			yield(zero, e)
+			return
+		}
+		cursors[after] = true
+		// The cursor carries the filters.
+		r.query = url.Values{"after": {after}}
 	}
 }
 
@@ -155,12 +164,12 @@ func (c *Client) Children(ctx context.Context, id string) ([]tenant.Tenant, erro
 	if err != nil {
 		return nil, err
 	}
-	page, err := call[tenantPage](ctx, c, request{
+	children, err := call[page[tenant.Tenant]](ctx, c, request{
 		op: op, tenantID: id, method: http.MethodGet,
 		path:  "/tenants/" + seg + "/children",
 		query: url.Values{"include_details": {"true"}},
 	})
-	return page.Items, err
+	return children.Items, err
 }
 
 // FindTenantByName finds the one tenant under rootID whose name is exactly name.
@@ -224,7 +233,7 @@ func exactTenants(hits []searchHit, name string) []tenant.Tenant {
 	return out
 }
 
-// idSet is the set of tenant ids a listing has yielded. UUIDs, which all of
+// idSet is the set of ids a listing has yielded. UUIDs, which all of
 // Acronis's ids are, take 16 bytes each, so that a 100,000-tenant listing costs
 // a few megabytes; anything else is kept as it is.
 type idSet struct {

@@ -70,14 +70,18 @@ type Faults struct {
 	// every GET /tenants?after=… with this status, so that callers must fall
 	// back to walking children.
 	SubtreeStatus int
-	// LoopCursors, when n > 0, gives page n+1 of a listing the cursor that
-	// page 1 gave, so that paging cycles over n cursors forever (with n = 1
-	// the cursor repeats at once). A listing of fewer pages is not affected.
+	// UsersStatus, when non-zero, answers every GET /users with this status
+	// once the query is found valid.
+	UsersStatus int
+	// LoopCursors, when n > 0, gives page n+1 of a listing (of tenants or of
+	// users) the cursor that page 1 gave, so that paging cycles over n cursors
+	// forever (with n = 1 the cursor repeats at once). A listing of fewer
+	// pages is not affected.
 	LoopCursors int
-	// OverlapPages starts every page after the first with the last tenant of
-	// the page before, as offset paging does when a tenant is added earlier in
-	// the order meanwhile. With a limit of 1 every page repeats the one before
-	// and the listing never ends.
+	// OverlapPages starts every page of a listing after the first with the
+	// last item of the page before, as offset paging does when a tenant is
+	// added earlier in the order meanwhile. With a limit of 1 every page
+	// repeats the one before and the listing never ends.
 	OverlapPages bool
 	// ListEarly puts these tenants right after the root of a subtree listing
 	// that holds them, before their parents, as a tenant moved to another

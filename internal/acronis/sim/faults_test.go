@@ -378,6 +378,7 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Go(func() { listAll(t, a, "subtree_root_id="+a.sim.RootID()+"&lod=full&limit=500") })
+	wg.Go(func() { listUsers(t, a, "subtree_root_tenant_id="+a.sim.RootID()+"&lod=full&limit=500") })
 	wg.Go(func() {
 		for i := range 20 {
 			a.sim.Add(sim.Tenant{Kind: "customer", Name: "Late " + strings.Repeat("x", i+1), Enabled: true})

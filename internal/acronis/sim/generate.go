@@ -42,6 +42,11 @@ func fraction(v, def float64) float64 {
 // partners, folders and customers; folders hold partners and customers;
 // customers hold units, and units hold units. Names are unique per Server
 // ("Customer 00042"); every tenant but a folder has 0 to 50 users.
+//
+// The fleet is quiet: every tenant was created and last updated between 1 and
+// 365 days before the Server's clock reads at the time of the call, at
+// offsets the seed decides, so that a listing of the last day's changes
+// finds nothing generated.
 func (s *Server) Generate(spec TreeSpec) {
 	if spec.Size <= 0 {
 		return
@@ -58,6 +63,10 @@ func (s *Server) Generate(spec TreeSpec) {
 	}
 	g := generator{
 		s: s, r: r,
+		// A stream of its own, so that the stamps leave ids and shapes as
+		// they were for each seed.
+		stamps:   rand.New(rand.NewPCG(uint64(spec.Seed), 0x57a3_95ed_57a3_95ed)),
+		now:      s.now().Unix(),
 		disabled: fraction(spec.Disabled, 0.03),
 		drift:    fraction(spec.Drift, 0.10),
 		locked:   fraction(spec.Locked, 0.01),
@@ -116,7 +125,8 @@ func shallow(n *node, folderOK bool) *node {
 
 type generator struct {
 	s                       *Server
-	r                       *rand.Rand
+	r, stamps               *rand.Rand
+	now                     int64 // Unix seconds
 	disabled, drift, locked float64
 }
 
@@ -129,6 +139,10 @@ func (g *generator) add(parent *node, k kind) *node {
 		updateAllowed: r.Float64() >= g.locked,
 		version:       1 + int64(r.IntN(9)),
 	}
+	const day = 24 * 60 * 60
+	age := day + g.stamps.Int64N(364*day+1) // since it was created, in seconds
+	n.createdAt = g.now - age
+	n.updatedAt = g.now - day - g.stamps.Int64N(age-day+1)
 	if k != kindFolder {
 		n.users = int32(r.IntN(51))
 	}

@@ -12,12 +12,13 @@ import (
 	"testing"
 
 	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/testkit"
 )
 
 // generated returns the generated tenants with the client's own tenant id,
 // which is random per Server, replaced by "OWN".
 func generated(spec sim.TreeSpec) []sim.Tenant {
-	s := sim.New(sim.Options{})
+	s := sim.New(sim.Options{Now: testkit.NewClock().Now})
 	s.Generate(spec)
 	all := s.All()
 	for i := range all {
@@ -64,7 +65,8 @@ var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 
 func TestGenerateShape(t *testing.T) {
 	const size = 20000
-	s := sim.New(sim.Options{})
+	clock := testkit.NewClock()
+	s := sim.New(sim.Options{Now: clock.Now})
 	s.Generate(sim.TreeSpec{Seed: 7, Size: size})
 	all := s.All()
 	if len(all) != size+1 {
@@ -75,6 +77,7 @@ func TestGenerateShape(t *testing.T) {
 	kinds := map[string]int{}
 	names := map[string]bool{}
 	var disabled, locked, ownState, off, forcibly, maxContainerDepth int
+	stamps := map[bool]int{} // updated since created or not
 	allowedParents := map[string][]string{
 		"partner":  {"partner", "folder"},
 		"folder":   {"partner"},
@@ -104,6 +107,12 @@ func TestGenerateShape(t *testing.T) {
 		if tn.UsersCount < 0 || tn.UsersCount > 50 || tn.UsersWithTOTP < 0 || tn.UsersWithTOTP > tn.UsersCount {
 			t.Fatalf("%s: %d users, %d with TOTP", tn.Name, tn.UsersCount, tn.UsersWithTOTP)
 		}
+		// A quiet fleet: created and last updated a day to a year ago.
+		if yearAgo, dayAgo := clock.Now().AddDate(0, 0, -365), clock.Now().AddDate(0, 0, -1); tn.CreatedAt.Before(yearAgo) ||
+			tn.UpdatedAt.Before(tn.CreatedAt) || tn.UpdatedAt.After(dayAgo) {
+			t.Fatalf("%s: created %v, updated %v; want both between %v and %v", tn.Name, tn.CreatedAt, tn.UpdatedAt, yearAgo, dayAgo)
+		}
+		stamps[tn.CreatedAt != tn.UpdatedAt]++
 		kinds[tn.Kind]++
 		if !tn.Enabled {
 			disabled++
@@ -148,6 +157,9 @@ func TestGenerateShape(t *testing.T) {
 	near("locked", locked, size, 0.01)
 	near("drift", off, ownState, 0.10)
 	near("forcibly_disabled among drift", forcibly, off, 0.2)
+	if stamps[true] < size*9/10 {
+		t.Errorf("%d of %d tenants updated since they were created, want most", stamps[true], size)
+	}
 	if maxContainerDepth < 3 || maxContainerDepth > 5 {
 		t.Errorf("partners and folders nest %d deep below the client's tenant, want 3 to 5", maxContainerDepth)
 	}

@@ -43,6 +43,7 @@ var routes = []route{
 		http.MethodPut: (*Server).putMFA,
 	}},
 	{[]string{"search"}, map[string]handler{http.MethodGet: (*Server).search}},
+	{[]string{"users"}, map[string]handler{http.MethodGet: (*Server).listUsers}},
 }
 
 // maxBody is the largest request body the simulator reads.

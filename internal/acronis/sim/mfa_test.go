@@ -3,8 +3,10 @@ package sim_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/testkit"
 )
 
 type mfaWire struct {
@@ -134,5 +136,28 @@ func TestSetMFA(t *testing.T) {
 			}()
 			a.sim.SetMFA(bad[0], bad[1])
 		}()
+	}
+}
+
+func TestMFAChangeUpdates(t *testing.T) {
+	for _, stamps := range []bool{false, true} {
+		clock := testkit.NewClock()
+		a := newAPI(t, sim.Options{Now: clock.Now, MFAChangeUpdates: stamps})
+		id := a.add(sim.Tenant{Kind: "customer", Enabled: true, UpdateAllowed: true, MFAStatus: "enabled"})
+		clock.Advance(time.Minute)
+		a.putMFA(id, `{"enabled":true}`) // no change: nothing to stamp
+		if got, _ := a.sim.Get(id); !got.UpdatedAt.Equal(testkit.Epoch) {
+			t.Errorf("MFAChangeUpdates %t: a PUT that changes nothing stamped updated_at %v", stamps, got.UpdatedAt)
+		}
+		clock.Advance(time.Minute)
+		a.putMFA(id, `{"enabled":false}`)
+		want := testkit.Epoch
+		if stamps {
+			want = clock.Now()
+		}
+		if got, _ := a.sim.Get(id); !got.UpdatedAt.Equal(want) || !got.CreatedAt.Equal(testkit.Epoch) || got.Version != 2 {
+			t.Errorf("MFAChangeUpdates %t: created %v, updated %v, version %d; want updated %v, version 2",
+				stamps, got.CreatedAt, got.UpdatedAt, got.Version, want)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package sim
 
+import "time"
+
 // kind and mfaState are small enums rather than strings so that a 100,000-tenant
 // tree stays within tens of megabytes.
 type kind uint8
@@ -61,6 +63,7 @@ type node struct {
 	parent                          *node // nil only for the hidden root
 	children                        []*node
 	version                         int64
+	createdAt, updatedAt            int64 // Unix seconds: the API's stamps carry no finer part
 	users, usersTOTP                int32
 	kind                            kind
 	state                           mfaState
@@ -105,5 +108,9 @@ func (n *node) tenant() Tenant {
 		Enabled: n.enabled, MFAStatus: mfaNames[n.effectiveState()],
 		UsersCount: int(n.users), UsersWithTOTP: int(n.usersTOTP),
 		UpdateAllowed: n.updateAllowed, Version: n.version,
+		CreatedAt: time.Unix(n.createdAt, 0).UTC(), UpdatedAt: time.Unix(n.updatedAt, 0).UTC(),
 	}
 }
+
+// stamp renders Unix seconds as the API writes its times, "2026-01-01T00:00:00Z".
+func stamp(sec int64) string { return time.Unix(sec, 0).UTC().Format(time.RFC3339) }

@@ -1,11 +1,12 @@
 // Package sim simulates the part of the Acronis Account Management API v2 that
 // this project uses: access tokens, the API client, tenants (one, children, the
-// paged subtree listing, search) and the tenant MFA switch, all under /api/2.
+// paged listings, also of recent changes, search), the tenant MFA switch and
+// the paged users listing, all under /api/2.
 //
 // A Server is an http.Handler holding a tenant tree in memory. It answers like the
 // real API (field names, paging cursors, OAuth and platform error bodies, status
 // codes), so the API client, the Lambda handlers, `make demo` and the benchmarks
-// all run against it. Tests shape the tree with Add and Generate, inject faults
+// all run against it. Tests shape the tree with Add, Create and Generate, inject faults
 // with SetFaults, check what reached the API with Requests and Count, and what
 // credentials and tokens crossed the wire with Secrets.
 //
@@ -27,9 +28,15 @@ import (
 type Options struct {
 	ClientID, ClientSecret string        // defaults "sim-client", "sim-secret"
 	TokenTTL               time.Duration // default 2h, as the real tokens live
-	// Now is the clock that token expiry and listing timestamps follow; tests
-	// pass a fake one to expire tokens without waiting.
+	// Now is the clock that token expiry, listing timestamps and the tenants'
+	// created_at and updated_at follow; tests pass a fake one to expire tokens
+	// or let a fleet go quiet without waiting.
 	Now func() time.Time
+	// MFAChangeUpdates makes an MFA PUT that changes a tenant's state set its
+	// updated_at to now, so that a listing of recent changes shows it. Whether
+	// the real API does is not documented; by default it does not, the reading
+	// under which a watch on updated_since cannot see MFA being switched.
+	MFAChangeUpdates bool
 }
 
 // Tenant is a tenant as tests create and inspect it.
@@ -47,13 +54,19 @@ type Tenant struct {
 	UsersCount, UsersWithTOTP int
 	UpdateAllowed             bool
 	Version                   int64
+	// CreatedAt and UpdatedAt are created_at and updated_at, to the second.
+	// Add stamps zero ones with the Server's clock, as a tenant created in the
+	// console now; a test may back-date a tenant instead. A zero UpdatedAt is
+	// CreatedAt.
+	CreatedAt, UpdatedAt time.Time
 }
 
 // Server is the simulated API. Its methods are safe for concurrent use.
 type Server struct {
-	now      func() time.Time
-	ttl      time.Duration
-	clientID string
+	now              func() time.Time
+	ttl              time.Duration
+	clientID         string
+	mfaChangeUpdates bool
 
 	mu     sync.RWMutex // guards the tree below
 	nodes  map[string]*node
@@ -64,7 +77,7 @@ type Server struct {
 
 	orderMu  sync.Mutex // guards the depth-order cache; taken inside mu
 	orderGen uint64
-	orders   map[*node][]*node
+	orders   map[*node]*order
 
 	authMu  sync.Mutex
 	secret  string
@@ -102,20 +115,26 @@ func New(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{
-		now:      opts.Now,
-		ttl:      opts.TokenTTL,
-		clientID: opts.ClientID,
-		secret:   opts.ClientSecret,
-		nodes:    make(map[string]*node),
-		orders:   make(map[*node][]*node),
-		tokens:   make(map[string]time.Time),
-		secrets:  make(map[string]bool),
+		now:              opts.Now,
+		ttl:              opts.TokenTTL,
+		clientID:         opts.ClientID,
+		mfaChangeUpdates: opts.MFAChangeUpdates,
+		secret:           opts.ClientSecret,
+		nodes:            make(map[string]*node),
+		orders:           make(map[*node]*order),
+		tokens:           make(map[string]time.Time),
+		secrets:          make(map[string]bool),
 	}
 	s.SetFaults(Faults{})
-	s.hidden = &node{id: randomUUID(), name: "Data Center Root", kind: kindRoot, state: mfaDisabled, enabled: true, version: 1}
+	// The data center and the client's partner predate anything Generate
+	// stamps, which goes a year back.
+	since := s.now().AddDate(-2, 0, 0).Unix()
+	s.hidden = &node{id: randomUUID(), name: "Data Center Root", kind: kindRoot, state: mfaDisabled, enabled: true, version: 1,
+		createdAt: since, updatedAt: since}
 	s.own = &node{
 		id: randomUUID(), name: "Sim Partner", kind: kindPartner, state: mfaEnabled,
 		enabled: true, updateAllowed: true, visible: true, version: 1, parent: s.hidden,
+		createdAt: since, updatedAt: since,
 	}
 	s.hidden.children = []*node{s.own}
 	s.nodes[s.hidden.id] = s.hidden
@@ -185,25 +204,44 @@ func (s *Server) noteCredentials(authorization string) {
 // Add inserts a tenant below t.ParentID (the API client's own tenant when
 // empty). An empty ID gets a random UUID. Kinds are partner, folder, customer
 // and unit; a parent that is not in the client's subtree (such as the hidden
-// root, Get(RootID()).ParentID) makes a tenant the client may not see.
+// root, Get(RootID()).ParentID) makes a tenant the client may not see. It may
+// be called while the Server serves: the next listing shows the tenant.
 func (s *Server) Add(t Tenant) error {
+	_, err := s.Create(t)
+	return err
+}
+
+// Create is Add that returns the tenant as created: its id, name and stamps,
+// as the console shows a tenant someone just created in it.
+func (s *Server) Create(t Tenant) (Tenant, error) {
 	k, ok := parseKind(t.Kind)
 	if !ok || k == kindRoot {
-		return fmt.Errorf("sim: add tenant %q: kind %q is not partner, folder, customer or unit", t.ID, t.Kind)
+		return Tenant{}, fmt.Errorf("sim: add tenant %q: kind %q is not partner, folder, customer or unit", t.ID, t.Kind)
 	}
 	if t.UsersCount < 0 || t.UsersWithTOTP < 0 || t.UsersWithTOTP > t.UsersCount {
-		return fmt.Errorf("sim: add tenant %q: need 0 <= UsersWithTOTP (%d) <= UsersCount (%d)", t.ID, t.UsersWithTOTP, t.UsersCount)
+		return Tenant{}, fmt.Errorf("sim: add tenant %q: need 0 <= UsersWithTOTP (%d) <= UsersCount (%d)", t.ID, t.UsersWithTOTP, t.UsersCount)
 	}
 	state := mfaInherit
 	if !k.inherits() {
 		if t.MFAStatus == "" {
 			state = mfaDisabled
 		} else if state, ok = parseMFA(t.MFAStatus); !ok {
-			return fmt.Errorf("sim: add tenant %q: unknown MFA status %q", t.ID, t.MFAStatus)
+			return Tenant{}, fmt.Errorf("sim: add tenant %q: unknown MFA status %q", t.ID, t.MFAStatus)
 		}
 	}
 	if strings.ContainsAny(t.ID, "/?#,% ") {
-		return fmt.Errorf("sim: add tenant %q: the id must fit in a URL path segment and a comma-separated list", t.ID)
+		return Tenant{}, fmt.Errorf("sim: add tenant %q: the id must fit in a URL path segment and a comma-separated list", t.ID)
+	}
+	created := s.now().Unix()
+	if !t.CreatedAt.IsZero() {
+		created = t.CreatedAt.Unix()
+	}
+	updated := created
+	if !t.UpdatedAt.IsZero() {
+		updated = t.UpdatedAt.Unix()
+	}
+	if updated < created {
+		return Tenant{}, fmt.Errorf("sim: add tenant %q: updated at %v, before it was created at %v", t.ID, t.UpdatedAt, t.CreatedAt)
 	}
 
 	s.mu.Lock()
@@ -211,14 +249,14 @@ func (s *Server) Add(t Tenant) error {
 	parent := s.own
 	if t.ParentID != "" {
 		if parent = s.nodes[t.ParentID]; parent == nil {
-			return fmt.Errorf("sim: add tenant %q: parent %q does not exist", t.ID, t.ParentID)
+			return Tenant{}, fmt.Errorf("sim: add tenant %q: parent %q does not exist", t.ID, t.ParentID)
 		}
 	}
 	if t.ID == "" {
 		t.ID = randomUUID()
 	}
 	if _, dup := s.nodes[t.ID]; dup {
-		return fmt.Errorf("sim: add tenant %q: id already exists", t.ID)
+		return Tenant{}, fmt.Errorf("sim: add tenant %q: id already exists", t.ID)
 	}
 	if t.Name == "" {
 		t.Name = kindTitles[k] + " " + t.ID
@@ -226,15 +264,18 @@ func (s *Server) Add(t Tenant) error {
 	if t.Version <= 0 {
 		t.Version = 1
 	}
-	s.attach(parent, &node{
+	n := &node{
 		id: t.ID, name: t.Name, kind: k, state: state,
 		enabled: t.Enabled, updateAllowed: t.UpdateAllowed,
 		users: int32(t.UsersCount), usersTOTP: int32(t.UsersWithTOTP), version: t.Version,
-	})
-	return nil
+		createdAt: created, updatedAt: updated,
+	}
+	s.attach(parent, n)
+	return n.tenant(), nil
 }
 
-// attach links n below parent; the caller holds mu for writing.
+// attach links n below parent; the caller holds mu for writing. The new
+// generation drops every cached depth order.
 func (s *Server) attach(parent, n *node) {
 	n.parent = parent
 	n.visible = parent.visible
@@ -287,6 +328,13 @@ func (s *Server) SetMFA(id, status string) {
 	n.state = state
 }
 
+// order is a subtree in depth order, and where each tenant's users end in the
+// users listing of the subtree, worked out when first listed.
+type order struct {
+	nodes    []*node
+	userEnds []int
+}
+
 // subtree returns root and everything below it in depth (breadth-first) order.
 // The slice is cached until the tree's shape changes, so that paging through
 // 100,000 tenants costs one walk, not one per page. Callers hold mu and must
@@ -294,22 +342,40 @@ func (s *Server) SetMFA(id, status string) {
 func (s *Server) subtree(root *node) []*node {
 	s.orderMu.Lock()
 	defer s.orderMu.Unlock()
+	return s.cachedOrder(root).nodes
+}
+
+// subtreeUsers is subtree with userEnds for its nodes, cached alike.
+func (s *Server) subtreeUsers(root *node) ([]*node, []int) {
+	s.orderMu.Lock()
+	defer s.orderMu.Unlock()
+	o := s.cachedOrder(root)
+	if o.userEnds == nil {
+		o.userEnds = userEnds(o.nodes)
+	}
+	return o.nodes, o.userEnds
+}
+
+// cachedOrder returns root's order, walking the tree when it is not cached;
+// the caller holds orderMu.
+func (s *Server) cachedOrder(root *node) *order {
 	if s.orderGen != s.gen {
 		clear(s.orders)
 		s.orderGen = s.gen
 	}
-	if order, ok := s.orders[root]; ok {
-		return order
+	if o, ok := s.orders[root]; ok {
+		return o
 	}
-	order := []*node{root}
-	for i := 0; i < len(order); i++ {
-		order = append(order, order[i].children...)
+	nodes := []*node{root}
+	for i := 0; i < len(nodes); i++ {
+		nodes = append(nodes, nodes[i].children...)
 	}
 	if len(s.orders) >= maxCachedOrders {
 		clear(s.orders)
 	}
-	s.orders[root] = order
-	return order
+	o := &order{nodes: nodes}
+	s.orders[root] = o
+	return o
 }
 
 // randomUUID returns a random version 4 UUID in its text form.

@@ -1,13 +1,11 @@
 package sim
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,8 +13,6 @@ import (
 )
 
 const (
-	defaultPageLimit   = 5000
-	maxPageLimit       = 5000 // a larger limit is cut to this, and the caller pages
 	maxUUIDs           = 100
 	defaultSearchLimit = 10
 )
@@ -28,7 +24,13 @@ type apiError struct {
 }
 
 func (e *apiError) write(w http.ResponseWriter) {
-	writeError(w, e.status, e.code, http.StatusText(e.status), e.info)
+	message := http.StatusText(e.status)
+	if e.status == http.StatusBadRequest {
+		// What is wrong with a request goes where clients show it, as the
+		// caller has to fix it.
+		message = e.info
+	}
+	writeError(w, e.status, e.code, message, e.info)
 }
 
 func badRequest(info string) *apiError {
@@ -72,15 +74,21 @@ type tenantJSON struct {
 	MFAStatus       string `json:"mfa_status,omitempty"`
 	Language        string `json:"language"`
 	AncestralAccess bool   `json:"ancestral_access"`
+	CreatedAt       string `json:"created_at"`
+	UpdatedAt       string `json:"updated_at"`
+	DeletedAt       *bool  `json:"deleted_at"` // always null: the simulator deletes nothing
 }
 
 // wire renders a tenant object. Listings leave mfa_status out unless asked for
 // lod=full, so a client that forgets it cannot read the tree's state for free.
+// The stamps are in every level of detail, the least of which is named after
+// them.
 func (n *node) wire(full bool) tenantJSON {
 	t := tenantJSON{
 		ID: n.id, Name: n.name, Kind: kindNames[n.kind], ParentID: n.parentID(),
 		Enabled: n.enabled, Version: n.version, HasChildren: len(n.children) > 0,
 		Language: "en", AncestralAccess: true,
+		CreatedAt: stamp(n.createdAt), UpdatedAt: stamp(n.updatedAt),
 	}
 	if full {
 		t.MFAStatus = mfaNames[n.effectiveState()]
@@ -150,68 +158,12 @@ func (s *Server) getChildren(x *exchange, id string) {
 	})
 }
 
-// Listing filters, as they travel in a cursor.
-const (
-	filterSubtree = "subtree_root_id"
-	filterParent  = "parent_id"
-	filterUUIDs   = "uuids"
-)
-
-// cursor is the state of a listing: GET /tenants?after=… carries the filters
-// with it, as the real API's does. It is opaque to callers. The position is an
-// offset into the listing's order, so a tenant added between two pages can
-// shift it, much as changes during a real listing go unseen or repeat.
-type cursor struct {
-	Filter string `json:"f"`
-	Value  string `json:"v"`
-	Offset int    `json:"o"`
-	Limit  int    `json:"l"`
-	LOD    string `json:"d,omitempty"`
-	Page   int    `json:"p"` // the page it leads to, counted from 1, for the listing faults
-}
-
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // a struct of strings and ints always marshals
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (cursor, bool) {
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &c) != nil {
-		return cursor{}, false
-	}
-	switch c.Filter {
-	case filterSubtree, filterParent, filterUUIDs:
-	default:
-		return cursor{}, false
-	}
-	return c, c.Value != "" && c.Offset >= 0 && c.Limit > 0 && c.Limit <= maxPageLimit && c.Page > 1 && validLOD(c.LOD)
-}
-
-func validLOD(lod string) bool {
-	return lod == "" || lod == "stamps" || lod == "basic" || lod == "full"
-}
-
-type listResponse struct {
-	Items     []tenantJSON `json:"items"`
-	Timestamp string       `json:"timestamp"`
-	Paging    paging       `json:"paging"`
-}
-
-type paging struct {
-	Cursors pageCursors `json:"cursors"`
-}
-
-type pageCursors struct {
-	After string `json:"after,omitempty"` // absent on the last page
-}
-
 // listTenants is GET /tenants: by subtree_root_id (depth order, root first), by
-// parent_id or by uuids, one page of at most limit items, then ?after=cursor.
+// parent_id or by uuids, narrowed by updated_since, one page of at most limit
+// items, then ?after=cursor.
 func (s *Server) listTenants(x *exchange, _ string) {
 	q := x.r.URL.Query()
-	c, aerr := parseListing(q)
+	c, aerr := tenantListing.parse(q)
 	if aerr != nil {
 		aerr.write(x.w)
 		return
@@ -221,82 +173,35 @@ func (s *Server) listTenants(x *exchange, _ string) {
 		s.writeFault(x.w, f.SubtreeStatus)
 		return
 	}
-	now := s.now().UTC().Format(time.RFC3339)
+	now := s.now()
 	s.read(x, func() (any, *apiError) {
 		all, aerr := s.listed(c, f)
 		if aerr != nil {
 			return nil, aerr
 		}
-		start := min(c.Offset, len(all))
-		if f.OverlapPages && c.Page > 1 {
-			start--
+		if c.Since != nil {
+			all = updatedAfter(all, *c.Since)
 		}
-		end := min(start+c.Limit, len(all))
-		resp := listResponse{Items: make([]tenantJSON, 0, end-start), Timestamp: now}
+		start, end, after := page(c, f, len(all))
+		resp := listResponse[tenantJSON]{Items: make([]tenantJSON, 0, end-start), Timestamp: now.UTC().Format(time.RFC3339)}
 		for _, n := range all[start:end] {
 			resp.Items = append(resp.Items, n.wire(c.LOD == "full"))
 		}
-		next := c
-		next.Offset, next.Page = end, c.Page+1
-		if f.LoopCursors > 0 && c.Page == f.LoopCursors+1 {
-			// Back to what page 1 pointed at.
-			next.Offset, next.Page = min(c.Limit, len(all)), 2
-		} else if end == len(all) {
-			return resp, nil
-		}
-		resp.Paging.Cursors.After = next.encode()
+		resp.Paging.Cursors.After = after
 		return resp, nil
 	})
 }
 
-// parseListing reads a listing's query: a fresh one or a continuation.
-func parseListing(q url.Values) (cursor, *apiError) {
-	var c cursor
-	if q.Has("after") {
-		for _, f := range []string{filterSubtree, filterParent, filterUUIDs} {
-			if q.Has(f) {
-				return c, badRequest("after already carries the filters; " + f + " cannot be given with it")
-			}
-		}
-		var ok bool
-		if c, ok = decodeCursor(q.Get("after")); !ok {
-			return c, badRequest("invalid paging cursor")
-		}
-	} else {
-		c.Limit, c.Page = defaultPageLimit, 1
-		for _, f := range []string{filterSubtree, filterParent, filterUUIDs} {
-			if !q.Has(f) {
-				continue
-			}
-			if c.Filter != "" {
-				return c, badRequest(c.Filter + " and " + f + " are mutually exclusive")
-			}
-			c.Filter, c.Value = f, q.Get(f)
-			if c.Value == "" {
-				return c, badRequest(f + " is empty")
-			}
-		}
-		if c.Filter == "" {
-			return c, badRequest("one of uuids, parent_id or subtree_root_id is required")
-		}
-		if c.Filter == filterUUIDs && strings.Count(c.Value, ",") >= maxUUIDs {
-			return c, badRequest("uuids takes at most 100 ids")
+// updatedAfter keeps the tenants updated after since, in a new slice: the
+// order it filters may be cached.
+func updatedAfter(all []*node, since int64) []*node {
+	var out []*node
+	for _, n := range all {
+		if n.updatedAt > since {
+			out = append(out, n)
 		}
 	}
-	if q.Has("lod") {
-		c.LOD = q.Get("lod")
-		if !validLOD(c.LOD) {
-			return c, badRequest("lod must be stamps, basic or full")
-		}
-	}
-	if q.Has("limit") {
-		l, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || l <= 0 {
-			return c, badRequest("limit must be a positive integer")
-		}
-		c.Limit = min(l, maxPageLimit)
-	}
-	return c, nil
+	return out
 }
 
 // listed returns every tenant a listing covers, in order. The caller holds mu;
@@ -460,7 +365,8 @@ func (s *Server) getMFA(x *exchange, id string) {
 //
 // Enabling sets "enabled" when every user already has TOTP and "setup_required"
 // otherwise; both read back as "enabled" from mfa/status. Disabling sets
-// "disabled". A change bumps the version; asking for the state in force does not.
+// "disabled". A change bumps the version, and updated_at with
+// Options.MFAChangeUpdates; asking for the state in force changes neither.
 func (s *Server) putMFA(x *exchange, id string) {
 	if s.failedTenant(x, id) {
 		return
@@ -515,6 +421,9 @@ func (s *Server) setMFA(id string, enabled bool) (mfaStatusJSON, *apiError) {
 			n.state = mfaEnabled
 		}
 		n.version++
+		if s.mfaChangeUpdates {
+			n.updatedAt = s.now().Unix()
+		}
 	}
 	return n.mfaStatus(), nil
 }

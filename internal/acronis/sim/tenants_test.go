@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/testkit"
 )
 
 type tenantWire struct {
@@ -19,6 +21,8 @@ type tenantWire struct {
 	Version     int64   `json:"version"`
 	HasChildren bool    `json:"has_children"`
 	MFAStatus   *string `json:"mfa_status"`
+	CreatedAt   string  `json:"created_at"`
+	UpdatedAt   string  `json:"updated_at"`
 }
 
 type page struct {
@@ -32,22 +36,26 @@ type page struct {
 const unknownID = "00000000-0000-4000-8000-ffffffffffff"
 
 func TestGetTenant(t *testing.T) {
-	a := newAPI(t, sim.Options{})
+	clock := testkit.NewClock()
+	a := newAPI(t, sim.Options{Now: clock.Now})
 	root := a.sim.RootID()
+	clock.Advance(90 * time.Minute)
 	cust := a.add(sim.Tenant{Name: "Acme", Kind: "customer", Enabled: true, MFAStatus: "setup_required", UpdateAllowed: true, Version: 7})
 	hidden, _ := a.sim.Get(root)
 	outside := a.add(sim.Tenant{Name: "Someone Else", Kind: "partner", ParentID: hidden.ParentID, Enabled: true})
 
 	mfa := func(s string) *string { return &s }
 	for _, want := range []tenantWire{
-		{ID: root, Name: "Sim Partner", Kind: "partner", ParentID: hidden.ParentID, Enabled: true, Version: 1, HasChildren: true, MFAStatus: mfa("enabled")},
-		{ID: cust, Name: "Acme", Kind: "customer", ParentID: root, Enabled: true, Version: 7, MFAStatus: mfa("setup_required")},
+		{ID: root, Name: "Sim Partner", Kind: "partner", ParentID: hidden.ParentID, Enabled: true, Version: 1, HasChildren: true, MFAStatus: mfa("enabled"),
+			CreatedAt: "2024-01-01T00:00:00Z", UpdatedAt: "2024-01-01T00:00:00Z"}, // older than anything Generate makes
+		{ID: cust, Name: "Acme", Kind: "customer", ParentID: root, Enabled: true, Version: 7, MFAStatus: mfa("setup_required"),
+			CreatedAt: "2026-01-01T01:30:00Z", UpdatedAt: "2026-01-01T01:30:00Z"},
 	} {
 		status, body := a.get("/tenants/" + want.ID)
 		var got tenantWire
 		decode(t, body, &got)
-		if status != http.StatusOK || got.MFAStatus == nil || *got.MFAStatus != *want.MFAStatus {
-			t.Errorf("status %d %s, want mfa_status %s", status, body, *want.MFAStatus)
+		if status != http.StatusOK || got.MFAStatus == nil || *got.MFAStatus != *want.MFAStatus || !strings.Contains(string(body), `"deleted_at":null`) {
+			t.Errorf("status %d %s, want mfa_status %s and deleted_at null", status, body, *want.MFAStatus)
 		}
 		if got.MFAStatus, want.MFAStatus = nil, nil; got != want {
 			t.Errorf("tenant %+v, want %+v", got, want)
@@ -80,6 +88,7 @@ func TestAddRefuses(t *testing.T) {
 		"unknown MFA state":          {Kind: "customer", MFAStatus: "on"},
 		"more TOTP users than users": {Kind: "customer", UsersCount: 1, UsersWithTOTP: 2},
 		"id with a slash":            {ID: "a/b", Kind: "customer"},
+		"updated before created":     {Kind: "customer", CreatedAt: testkit.Epoch, UpdatedAt: testkit.Epoch.Add(-time.Second)},
 	} {
 		if err := s.Add(tn); err == nil {
 			t.Errorf("%s: Add succeeded, want an error", name)
@@ -342,5 +351,66 @@ func TestRecord(t *testing.T) {
 	a.sim.ResetRequests()
 	if n := len(a.sim.Requests()); n != 0 {
 		t.Errorf("%d requests after ResetRequests", n)
+	}
+}
+
+func TestUpdatedSince(t *testing.T) {
+	clock := testkit.NewClock()
+	a := newAPI(t, sim.Options{Now: clock.Now})
+	a.sim.Generate(sim.TreeSpec{Seed: 9, Size: 50})
+	quiet := a.sim.All()[1:] // a day to a year old
+	clock.Advance(time.Hour)
+	early := a.add(sim.Tenant{Kind: "partner", Enabled: true}) // created at 01:00:00
+	listAll(t, a, "subtree_root_id="+a.sim.RootID())           // caches the order that late must join
+	clock.Advance(time.Second)
+	late := a.add(sim.Tenant{Kind: "customer", ParentID: early}) // at 01:00:01
+	a.putMFA(quiet[0].ID, `{"enabled":false}`)                   // no stamp by default
+	a.putMFA(quiet[0].ID, `{"enabled":true}`)
+	clock.Advance(time.Minute)
+	var everyone []string
+	for _, tn := range a.sim.All()[1:] {
+		everyone = append(everyone, tn.ID)
+	}
+
+	sub := "subtree_root_id=" + a.sim.RootID() + "&updated_since="
+	tests := []struct {
+		query string
+		want  []string
+		calls int
+	}{
+		{sub + "2026-01-01T00:55:00Z", []string{early, late}, 1},
+		{sub + "2026-01-01T01:00:00Z", []string{late}, 1}, // strictly after
+		{sub + "2026-01-01T01:00:00", []string{late}, 1},  // no zone: UTC
+		{sub + url.QueryEscape("2026-01-01T03:00:00+02:00"), []string{late}, 1},
+		{sub + "2026-01-01T00:59:59.5Z", []string{early, late}, 1},
+		{sub + "2026-01-01T01:00:01Z", nil, 1},
+		{sub + "2026-01-01T00:55:00Z&limit=1", []string{early, late}, 2}, // the cursor carries it
+		{"parent_id=" + early + "&updated_since=2026-01-01T00:00:00Z", []string{late}, 1},
+		{"uuids=" + quiet[0].ID + "," + late + "&updated_since=2026-01-01T00:00:00Z", []string{late}, 1},
+		{sub + "2024-12-31T00:00:00Z", everyone, 1}, // all but the client's own tenant, two years old
+	}
+	for _, tt := range tests {
+		items, calls := listAll(t, a, tt.query)
+		var got []string
+		for _, it := range items {
+			got = append(got, it.ID)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") || calls != tt.calls {
+			t.Errorf("%s: listed %v in %d calls, want %v in %d", tt.query, got, calls, tt.want, tt.calls)
+		}
+	}
+	_, body := a.get("/tenants?" + sub + "2026-01-01T00:00:00Z&limit=1")
+	var p page
+	if decode(t, body, &p); p.Timestamp != "2026-01-01T01:01:01Z" {
+		t.Errorf("timestamp %q, want the server's time of the listing", p.Timestamp)
+	}
+	for _, query := range []string{sub + "yesterday", sub, sub + "2026-13-01T00:00:00Z",
+		"after=" + p.Paging.Cursors["after"] + "&updated_since=2026-01-01T00:00:00Z"} {
+		status, body := a.get("/tenants?" + query)
+		wantPlatformError(t, status, body, 400, 400)
+		var e struct{ Error struct{ Message string } }
+		if decode(t, body, &e); !strings.Contains(e.Error.Message, "updated_since") {
+			t.Errorf("%s: message %q, want it to name updated_since", query, e.Error.Message)
+		}
 	}
 }
