@@ -6,9 +6,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"acronismfa/internal/enforce"
+	"acronismfa/internal/notify"
+	"acronismfa/internal/report"
+	"acronismfa/internal/statestore"
 	"acronismfa/internal/sweep"
 	"acronismfa/internal/webhook"
 	"acronismfa/internal/worker"
@@ -21,8 +27,10 @@ const (
 	workerReserve  = time.Second
 )
 
-// Webhook is the webhook function's handler.
+// Webhook is the webhook function's handler, which records every verified
+// webhook-id in STATE_TABLE when it is set.
 func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse], error) {
+	table := d.stateTable()
 	h := &webhook.Handler{
 		Keys: func(ctx context.Context, fresh bool) ([][]byte, error) {
 			if fresh {
@@ -31,12 +39,15 @@ func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGateway
 			return d.Secrets.WebhookKeys(ctx, d.Config.WebhookSecretID)
 		},
 		Acronis:   d.Acronis,
-		Rules:     d.Config.Rules(),
+		Enforcer:  d.enforcer(table, d.publisher()),
 		Logger:    d.Logger,
 		Namespace: d.Config.MetricsNamespace,
 		Out:       d.Out,
 		Now:       time.Now,
 		Reserve:   webhookReserve,
+	}
+	if table != nil {
+		h.Replays = table
 	}
 	return h.Handle, nil
 }
@@ -45,7 +56,7 @@ func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGateway
 func Worker(d *Deps) (Handler[events.SQSEvent, events.SQSEventResponse], error) {
 	h := &worker.Handler{
 		Acronis:      d.Acronis,
-		Rules:        d.Config.Rules(),
+		Enforcer:     d.enforcer(d.stateTable(), d.publisher()),
 		Desired:      d.Config.DesiredEnabled,
 		RootTenantID: d.Config.RootTenantID,
 		// A batch is at most ten messages (the template's BatchSize).
@@ -59,12 +70,13 @@ func Worker(d *Deps) (Handler[events.SQSEvent, events.SQSEventResponse], error) 
 	return h.Handle, nil
 }
 
-// Sweep is the sweep function's handler, fanning out to ENFORCE_QUEUE_URL when
-// it is set.
+// Sweep is the sweep function's handler, fanning out to ENFORCE_QUEUE_URL and
+// writing reports to REPORT_BUCKET when they are set.
 func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
+	table, pub := d.stateTable(), d.publisher()
 	s := sweep.Sweeper{
 		Lister:      d.Acronis,
-		Enforcer:    &enforce.Enforcer{API: d.Acronis, Rules: d.Config.Rules()},
+		Enforcer:    d.enforcer(table, pub),
 		Desired:     d.Config.DesiredEnabled,
 		Concurrency: d.Config.SweepConcurrency,
 		InlineLimit: d.Config.SweepInlineLimit,
@@ -72,6 +84,15 @@ func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
 	}
 	if d.Config.EnforceQueueURL != "" {
 		s.Fanout = &sweep.Fanout{SQS: sqs.NewFromConfig(d.AWS), QueueURL: d.Config.EnforceQueueURL, Concurrency: 8, Attempts: 3}
+	}
+	if s.Enforcer.Rollout != nil {
+		s.Notices = table
+	}
+	if bucket := d.Config.ReportBucket; bucket != "" {
+		client := s3.NewFromConfig(d.AWS)
+		s.NewReport = func(ctx context.Context, sweepID string, at time.Time) sweep.Report {
+			return report.StartS3(ctx, client, bucket, d.Config.ReportPrefix, sweepID, at)
+		}
 	}
 	h := &sweep.Handler{
 		Sweeper:      s,
@@ -82,5 +103,41 @@ func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
 		Namespace:    d.Config.MetricsNamespace,
 		Out:          d.Out,
 	}
+	if pub != nil {
+		h.Notifier = pub
+	}
 	return h.Handle, nil
+}
+
+// enforcer is the configured policy over the Acronis client, with the
+// rollout's notices when a grace is configured.
+func (d *Deps) enforcer(table *statestore.Table, pub *notify.Publisher) *enforce.Enforcer {
+	e := &enforce.Enforcer{API: d.Acronis, Rules: d.Config.Rules()}
+	if table != nil {
+		e.Leases = table
+	}
+	if d.Config.RolloutGrace > 0 {
+		// config refuses a grace without STATE_TABLE, so table is there.
+		e.Rollout = &enforce.Rollout{Notices: table, Directory: d.Acronis, Now: time.Now}
+		if pub != nil {
+			e.Rollout.Notifier = pub
+		}
+	}
+	return e
+}
+
+// stateTable is STATE_TABLE, nil when it is not set.
+func (d *Deps) stateTable() *statestore.Table {
+	if d.Config.StateTable == "" {
+		return nil
+	}
+	return &statestore.Table{DB: dynamodb.NewFromConfig(d.AWS), Name: d.Config.StateTable, Now: time.Now}
+}
+
+// publisher publishes to NOTIFY_TOPIC_ARN, nil when it is not set.
+func (d *Deps) publisher() *notify.Publisher {
+	if d.Config.NotifyTopicARN == "" {
+		return nil
+	}
+	return &notify.Publisher{SNS: sns.NewFromConfig(d.AWS), TopicARN: d.Config.NotifyTopicARN}
 }

@@ -2,17 +2,18 @@ package enforce
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"time"
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/statestore"
 	"acronismfa/internal/tenant"
 )
 
 // API is the part of the Acronis client that enforcement uses.
 type API interface {
-	Tenant(ctx context.Context, id string) (tenant.Tenant, error)
+	TenantReader
 	MFAStatus(ctx context.Context, id string) (tenant.MFAStatus, error)
 	SetMFA(ctx context.Context, id string, enabled bool) (tenant.MFAStatus, error)
 }
@@ -22,6 +23,12 @@ type API interface {
 type Enforcer struct {
 	API   API
 	Rules policy.Rules
+	// Rollout gives notice before enabling MFA locks users out; nil when
+	// Rules.Grace is 0.
+	Rollout *Rollout
+	// Leases guard each write against overlapping runs; nil without a state
+	// table.
+	Leases Leases
 }
 
 // Request asks for one tenant's MFA switch to be brought to Intent.Enable.
@@ -33,28 +40,34 @@ type Request struct {
 	// Excluded is the caller's knowledge of the tenant's ancestry: the tenant
 	// or one of its ancestors is in the rules' exclusions.
 	Excluded bool
+	// SweepID names the sweep asking, if one is, in notices.
+	SweepID string
+	// Notices are the rollout records the caller has read, by tenant id (a
+	// sweep reads them in bulk); nil: Enforce reads this tenant's own when the
+	// rollout needs it.
+	Notices map[string]statestore.Notice
 }
 
-func (r Request) facts() policy.Facts {
+func (r Request) facts(now time.Time) policy.Facts {
 	return policy.Facts{
-		Kind:          r.Tenant.Kind,
-		Enabled:       r.Tenant.Enabled,
-		MFAOn:         tenant.MFAOn(r.Tenant.MFAStatus),
-		UpdateAllowed: true,
-		Excluded:      r.Excluded,
+		Kind:             r.Tenant.Kind,
+		Enabled:          r.Tenant.Enabled,
+		MFAOn:            tenant.MFAOn(r.Tenant.MFAStatus),
+		UpdateAllowed:    true,
+		Excluded:         r.Excluded,
+		UsersWithoutTOTP: -1, // the listing does not say; mfa/status does
+		Now:              now,
 	}
 }
 
 // Result is what happened to one tenant; every trigger reports it the same way.
 type Result struct {
-	TenantID   string
-	TenantName string
-	Kind       tenant.Kind
-	Intent     policy.Intent
-	Decision   policy.Decision
-	Previous   string           // MFA state before, "" when never read
-	Current    string           // MFA state after, "" when never read
-	Status     tenant.MFAStatus // the latest mfa/status answer, zero when none was requested
+	Tenant   tenant.Tenant // as the request knew it: a name lookup's failure has the name only
+	Intent   policy.Intent
+	Decision policy.Decision
+	Previous string           // MFA state before, "" when never read
+	Current  string           // MFA state after, "" when never read
+	Status   tenant.MFAStatus // the latest mfa/status answer, zero when none was requested
 	// Requested: Acronis was asked about this tenant by a request of its own
 	// (its tenant object or its mfa/status), so the result is not the
 	// listing's alone and is audited even when nothing changed.
@@ -62,18 +75,26 @@ type Result struct {
 	// Wrote: the MFA switch was sent a PUT, whatever the answer. A PUT that
 	// failed (a 5xx, the deadline) may have landed all the same.
 	Wrote bool
-	Err   error
+	// Notified: this run gave the tenant its notice.
+	Notified bool
+	Err      error
+	// NoticeErr is a failure of the rollout's bookkeeping that changed
+	// nothing for the tenant: an enforced notice not published, a notice of a
+	// compliant tenant not removed.
+	NoticeErr error
 }
 
 // Changed reports whether the switch was written.
 func (r Result) Changed() bool { return r.Err == nil && r.Decision.Outcome == policy.Change }
 
-// Quiet reports whether the result needs no audit line: a tenant that the
-// listing alone showed compliant, or a unit or folder, which has no switch of
-// its own, is the normal case of a sweep and no decision about that tenant.
+// Quiet reports whether a sweep writes no audit line for the result: a tenant
+// that the listing alone showed compliant or still in grace, or a unit or
+// folder, which has no switch of its own, is the normal case of a sweep and
+// no decision about that tenant.
 func (r Result) Quiet() bool {
 	o := r.Decision.Outcome
-	return r.Err == nil && !r.Requested && (o == policy.Compliant || o.Skipped() && r.Kind.InheritsMFA())
+	return r.Err == nil && r.NoticeErr == nil && !r.Requested &&
+		(o == policy.Compliant || o == policy.InGrace || o.Skipped() && r.Tenant.Kind.InheritsMFA())
 }
 
 // UsersWithoutTOTP counts the users that this result locks out (or would, in a
@@ -88,18 +109,34 @@ func (r Result) UsersWithoutTOTP() int {
 	return r.Status.UsersWithoutTOTP()
 }
 
-// Preview is what the request alone says, before any Acronis request: the
-// listing's decision for a listed tenant.
+// Preview is what the request alone says, before any request: the listing's
+// decision for a listed tenant. A tenant in grace is recognised here, from the
+// request's notices, so that it costs no Acronis request.
 func (e *Enforcer) Preview(req Request) policy.Decision {
-	return e.Rules.Decide(req.facts(), req.Intent)
+	facts := req.facts(e.now())
+	if n, ok := req.Notices[req.Tenant.ID]; ok && e.rollingOut(req.Intent) {
+		facts.Notice = noticeFacts(&n, facts.Now)
+	}
+	return e.Rules.Decide(facts, req.Intent)
 }
 
-// EnforceID brings the tenant with this id to the intent: it reads the tenant
-// and checks its ancestry against the exclusions, then enforces. An intent the
-// rules refuse outright costs no request. Failures are in Result.Err,
-// classified by package acronis.
-func (e *Enforcer) EnforceID(ctx context.Context, id string, in policy.Intent) Result {
-	res := Result{TenantID: id, Intent: in}
+// IDRequest asks for a tenant that a caller names by id.
+type IDRequest struct {
+	ID     string
+	Intent policy.Intent
+	// Name, when set, must be the tenant's exact name: a caller that sent both
+	// is told when they disagree, rather than having the id win silently.
+	Name    string
+	SweepID string // the sweep that fanned the request out, if one did
+}
+
+// EnforceID brings the tenant a caller names to the intent: it reads the
+// tenant and checks its ancestry against the exclusions, then enforces. An
+// intent the rules refuse outright costs no request. Failures are in
+// Result.Err, classified by package acronis.
+func (e *Enforcer) EnforceID(ctx context.Context, r IDRequest) Result {
+	id, name, in := r.ID, r.Name, r.Intent
+	res := Result{Tenant: tenant.Tenant{ID: id, Name: name}, Intent: in}
 	if d, refused := e.Rules.Preflight(in); refused {
 		res.Decision = d
 		return res
@@ -109,12 +146,19 @@ func (e *Enforcer) EnforceID(ctx context.Context, id string, in policy.Intent) R
 		res.Err = err
 		return res
 	}
-	excluded, err := e.Excluded(ctx, t)
+	if name != "" && t.Name != name {
+		res.Tenant = t
+		res.Err = &acronis.Error{Op: "GET /tenants/{id}", TenantID: id, Class: acronis.ErrBadRequest,
+			Message: fmt.Sprintf("tenant_id %s is tenant %q, not the tenant_name %q given with it", id, t.Name, name)}
+		return res
+	}
+	excluded, err := NewAncestry(e.API, e.Rules.Excluded).Excluded(ctx, t)
 	if err != nil {
+		res.Tenant = t
 		res.Err = err
 		return res
 	}
-	res = e.Enforce(ctx, Request{Tenant: t, Intent: in, Excluded: excluded})
+	res = e.Enforce(ctx, Request{Tenant: t, Intent: in, Excluded: excluded, SweepID: r.SweepID})
 	// A caller named this tenant: its audit line says what came of it, even
 	// when the tenant object alone showed it compliant.
 	res.Requested = true
@@ -122,12 +166,12 @@ func (e *Enforcer) EnforceID(ctx context.Context, id string, in policy.Intent) R
 }
 
 // Enforce decides from the request, then confirms a change against the
-// tenant's mfa/status before writing it: a compliant or skipped tenant costs
-// no request.
+// tenant's mfa/status before writing it: a compliant, skipped or in-grace
+// tenant costs no Acronis request.
 func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
 	t := req.Tenant
-	res := Result{TenantID: t.ID, TenantName: t.Name, Kind: t.Kind, Intent: req.Intent, Previous: t.MFAStatus, Current: t.MFAStatus}
-	facts := req.facts()
+	res := Result{Tenant: t, Intent: req.Intent, Previous: t.MFAStatus, Current: t.MFAStatus}
+	facts := req.facts(e.now())
 	res.Decision = e.Rules.Decide(facts, req.Intent)
 	switch o := res.Decision.Outcome; {
 	case o == policy.Change, o == policy.WouldChange:
@@ -135,6 +179,19 @@ func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
 		// A caller who asked for this tenant gets its user counts back.
 	default:
 		return res
+	}
+
+	var notice *statestore.Notice
+	if e.rollingOut(req.Intent) && res.Decision.Outcome != policy.Compliant {
+		var err error
+		if notice, err = e.Rollout.notice(ctx, req); err != nil {
+			res.Err = err
+			return res
+		}
+		facts.Notice = noticeFacts(notice, facts.Now)
+		if res.Decision = e.Rules.Decide(facts, req.Intent); res.Decision.Outcome == policy.InGrace {
+			return res
+		}
 	}
 
 	// The tenant object's state may be stale, and it does not say whether this
@@ -149,62 +206,76 @@ func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
 	res.Previous, res.Current = status.MFAStatus, status.MFAStatus
 	facts.MFAOn = tenant.MFAOn(status.MFAStatus)
 	facts.UpdateAllowed = status.UpdateAllowed
+	facts.UsersWithoutTOTP = status.UsersWithoutTOTP()
 	res.Decision = e.Rules.Decide(facts, req.Intent)
-	if res.Decision.Outcome != policy.Change {
-		return res
+	switch res.Decision.Outcome {
+	case policy.Compliant:
+		if notice != nil && !e.Rules.DryRun {
+			res.NoticeErr = e.Rollout.forget(ctx, t.ID)
+		}
+	case policy.Notify:
+		if !e.Rules.DryRun {
+			e.give(ctx, req, facts, &res)
+		}
+	case policy.Change:
+		unlease, err := e.lease(ctx, t.ID)
+		if err != nil {
+			res.Err = err
+			return res
+		}
+		e.write(ctx, &res)
+		unlease()
+		if res.Err == nil && notice != nil {
+			res.NoticeErr = e.Rollout.close(ctx, req, *notice, res.Status.UsersWithoutTOTP())
+		}
 	}
+	return res
+}
 
-	want := req.Intent.Enable
+// write sends the PUT of a change and reads back what came of it.
+func (e *Enforcer) write(ctx context.Context, res *Result) {
+	id, want := res.Tenant.ID, res.Intent.Enable
 	res.Wrote = true
-	after, err := e.API.SetMFA(ctx, t.ID, want)
+	after, err := e.API.SetMFA(ctx, id, want)
 	if err != nil && acronis.Retryable(err) && ctx.Err() == nil {
 		// A 5xx or a dropped connection may have come after Acronis made the
 		// change: read the switch once more, so that a change that happened is
 		// reported as one rather than as a failure followed, on the next try, by
 		// "unchanged", which would leave the audit trail without it.
-		if now, gerr := e.API.MFAStatus(ctx, t.ID); gerr == nil && tenant.MFAOn(now.MFAStatus) == want {
+		if now, gerr := e.API.MFAStatus(ctx, id); gerr == nil && tenant.MFAOn(now.MFAStatus) == want {
 			after, err = now, nil
 		}
 	}
 	if err != nil {
 		res.Err = err
-		return res
+		return
 	}
 	res.Current = after.MFAStatus
 	if tenant.MFAOn(after.MFAStatus) != want && after.MFAStatus != tenant.MFADisableInProgress {
 		res.Err = fmt.Errorf("acronis PUT /tenants/{id}/mfa/status tenant %s: answered %q after setting %q: %w",
-			t.ID, after.MFAStatus, tenant.MFAState(want), acronis.ErrUpstream)
+			id, after.MFAStatus, tenant.MFAState(want), acronis.ErrUpstream)
 	}
-	return res
 }
 
-// Excluded reports whether t or an ancestor is excluded. The tenant object
-// names only its parent, so this walks up until an excluded id, the real root
-// (its own parent), or a tenant the client may not see.
-func (e *Enforcer) Excluded(ctx context.Context, t tenant.Tenant) (bool, error) {
-	if len(e.Rules.Excluded) == 0 {
-		return false, nil
+// rollingOut reports whether the rollout's grace applies to the intent:
+// enabling by policy, with a grace configured.
+func (e *Enforcer) rollingOut(in policy.Intent) bool {
+	return e.Rollout != nil && e.Rules.Grace > 0 && in.Enable && in.Origin == policy.ByPolicy
+}
+
+func (e *Enforcer) now() time.Time {
+	if e.Rollout != nil {
+		return e.Rollout.Now()
 	}
-	seen := map[string]bool{}
-	for {
-		if e.Rules.Excluded.Has(t.ID) {
-			return true, nil
-		}
-		if t.IsRoot() || seen[t.ParentID] {
-			return false, nil
-		}
-		seen[t.ID] = true
-		if e.Rules.Excluded.Has(t.ParentID) {
-			return true, nil
-		}
-		parent, err := e.API.Tenant(ctx, t.ParentID)
-		if errors.Is(err, acronis.ErrNotAllowed) || errors.Is(err, acronis.ErrNotFound) {
-			// Above the client's own tenant: nothing there is ours to exclude.
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("check exclusions of tenant %s: %w", t.ID, err)
-		}
-		t = parent
+	return time.Time{}
+}
+
+// noticeFacts is what policy needs of a notice. A claim older than claimStale
+// was left by an invocation that died before giving the notice: it counts as
+// no notice, and the next claim takes it over.
+func noticeFacts(n *statestore.Notice, now time.Time) *policy.Notice {
+	if n == nil || n.Pending() && now.Sub(n.ClaimedAt) > claimStale {
+		return nil
 	}
+	return &policy.Notice{NoticedAt: n.NoticedAt}
 }

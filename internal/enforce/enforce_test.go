@@ -35,8 +35,8 @@ func report(t *testing.T, acr *testkit.Acronis, res enforce.Result, dryRun bool)
 	}
 	audits := out.Audits(0)
 	for _, a := range audits {
-		if a["tenant_id"] != res.TenantID || a["sweep_id"] != "sweep-1" {
-			t.Errorf("audit line %v is not about tenant %s in sweep-1", a, res.TenantID)
+		if a["tenant_id"] != res.Tenant.ID || a["sweep_id"] != "sweep-1" {
+			t.Errorf("audit line %v is not about tenant %s in sweep-1", a, res.Tenant.ID)
 		}
 	}
 	return audits, docs[0]
@@ -106,7 +106,7 @@ func TestEnforceID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			acr := testkit.NewFixture(t, testkit.AcronisOptions{})
 			e := enforce.Enforcer{API: acr.Client, Rules: tt.rules}
-			res := e.EnforceID(t.Context(), tt.tenant, policy.Intent{Enable: tt.enable, Origin: tt.origin})
+			res := e.EnforceID(t.Context(), enforce.IDRequest{ID: tt.tenant, Intent: policy.Intent{Enable: tt.enable, Origin: tt.origin}})
 			if res.Err != nil || res.Decision.Outcome != tt.outcome || res.Decision.Reason == "" {
 				t.Fatalf("outcome %s (%s), %v; want %s", res.Decision.Outcome, res.Decision.Reason, res.Err, tt.outcome)
 			}
@@ -139,11 +139,11 @@ func TestEnforceID(t *testing.T) {
 // audit line: its question was answered by Acronis, not by a listing.
 func TestEnforceIDCompliantReportsUserCounts(t *testing.T) {
 	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
-	res := (&enforce.Enforcer{API: acr.Client}).EnforceID(t.Context(), testkit.OnCustomer, policy.Intent{Enable: true, Origin: policy.ByCaller})
+	res := (&enforce.Enforcer{API: acr.Client}).EnforceID(t.Context(), enforce.IDRequest{ID: testkit.OnCustomer, Intent: policy.Intent{Enable: true, Origin: policy.ByCaller}})
 	if res.Status.UsersCount != 3 || res.Status.UsersWithTOTPEnabledCount != 3 || !res.Status.UpdateAllowed {
 		t.Fatalf("status %+v, want the tenant's user counts", res.Status)
 	}
-	if res.Quiet() || !res.Requested || res.TenantName != "On Customer" || res.Kind != tenant.KindCustomer {
+	if res.Quiet() || !res.Requested || res.Tenant.Name != "On Customer" || res.Tenant.Kind != tenant.KindCustomer {
 		t.Fatalf("result %+v: an explicitly requested tenant must be audited, by name and kind", res)
 	}
 }
@@ -184,7 +184,7 @@ func TestEnforceIDFailures(t *testing.T) {
 				cancel()
 			}
 			defer cancel()
-			res := (&enforce.Enforcer{API: acr.Client, Rules: tt.rules}).EnforceID(ctx, tt.tenant, policy.Intent{Enable: true, Origin: policy.ByCaller})
+			res := (&enforce.Enforcer{API: acr.Client, Rules: tt.rules}).EnforceID(ctx, enforce.IDRequest{ID: tt.tenant, Intent: policy.Intent{Enable: true, Origin: policy.ByCaller}})
 			if !errors.Is(res.Err, tt.class) || res.Quiet() || res.Changed() || res.Wrote || acr.Sim.Count("PUT", "/mfa/status") != 0 {
 				t.Fatalf("result %+v, want a failure of class %v, audited, nothing written", res, tt.class)
 			}
@@ -219,7 +219,7 @@ func TestEnforceRereadsAfterAFailedPUT(t *testing.T) {
 			}
 			acr.Sim.SetFaults(faults)
 			e := enforce.Enforcer{API: acr.NewClient(opts)}
-			res := e.EnforceID(t.Context(), testkit.OffCustomer, policy.Intent{Enable: true, Origin: policy.ByCaller})
+			res := e.EnforceID(t.Context(), enforce.IDRequest{ID: testkit.OffCustomer, Intent: policy.Intent{Enable: true, Origin: policy.ByCaller}})
 			if n := acr.Sim.Count("GET", "/mfa/status"); n != 2 || !res.Wrote {
 				t.Fatalf("%d reads of the switch (Wrote %v), want the read before the PUT and one after", n, res.Wrote)
 			}
@@ -292,9 +292,9 @@ func TestEnforceListed(t *testing.T) {
 // A failure outside the client's classes is still audited as a failure.
 func TestAuditUnexpectedError(t *testing.T) {
 	acr := testkit.NewAcronis(t, testkit.AcronisOptions{})
-	res := enforce.Result{TenantID: testkit.OffCustomer, Intent: policy.Intent{Enable: true}, Err: errors.New("boom")}
+	res := enforce.Result{Tenant: tenant.Tenant{ID: testkit.OffCustomer}, Intent: policy.Intent{Enable: true}, Err: errors.New("boom")}
 	audits, emf := report(t, acr, res, false)
-	if len(audits) != 1 || audits[0]["reason"] != "acronis: unexpected error" || audits[0]["error"] != "boom" {
+	if len(audits) != 1 || audits[0]["reason"] != "unexpected error" || audits[0]["error"] != "boom" {
 		t.Errorf("audit lines %v", audits)
 	}
 	counted(t, emf, "failed", 0)

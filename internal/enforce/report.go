@@ -7,8 +7,12 @@ import (
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/statestore"
 	"acronismfa/internal/telemetry"
 )
+
+// errNotPublished is wrapped by the failure to publish a notice.
+var errNotPublished = errors.New("notice not published")
 
 // Audit writes the result's audit line: the one record of what happened to this
 // tenant, whichever trigger asked. Quiet results have none.
@@ -17,27 +21,63 @@ func Audit(ctx context.Context, l *slog.Logger, r Result, sweepID string, dryRun
 		return
 	}
 	a := telemetry.Audit{
-		TenantID:         r.TenantID,
-		TenantName:       r.TenantName,
-		Kind:             string(r.Kind),
-		Action:           action(r),
+		TenantID:         r.Tenant.ID,
+		TenantName:       r.Tenant.Name,
+		Kind:             string(r.Tenant.Kind),
+		Action:           action(r, dryRun),
 		Reason:           r.Decision.Reason,
 		Previous:         r.Previous,
 		Current:          r.Current,
 		SweepID:          sweepID,
 		UsersWithoutTOTP: r.UsersWithoutTOTP(),
+		Deadline:         r.Decision.Deadline,
 		DryRun:           dryRun,
 	}
-	if r.Err != nil {
-		a.Reason = "acronis: " + errorClass(r.Err)
-		// The API's own message says which case of the class it was: "no tenant
-		// named …" rather than only "not found".
-		if ae := (*acronis.Error)(nil); errors.As(r.Err, &ae) && ae.Message != "" {
-			a.Reason += ": " + ae.Message
-		}
+	if o := r.Decision.Outcome; r.Err == nil && (o == policy.Notify || o == policy.InGrace) {
+		a.UsersWithoutTOTP = r.Status.UsersWithoutTOTP()
+	}
+	switch {
+	case r.Err != nil:
+		a.Reason = Reason(r)
 		a.Error = r.Err.Error()
+	case r.NoticeErr != nil:
+		a.Error = r.NoticeErr.Error()
 	}
 	telemetry.LogAudit(ctx, l, a)
+}
+
+// Reason says why the result is what it is: the decision's reason, or what
+// failed, by its class and the API's own message.
+func Reason(r Result) string {
+	if r.Err != nil {
+		return failure(r.Err)
+	}
+	return r.Decision.Reason
+}
+
+// failure names what failed for the audit reason.
+func failure(err error) string {
+	for _, class := range []error{acronis.ErrNotFound, acronis.ErrNotAllowed, acronis.ErrBadRequest,
+		acronis.ErrUnauthorized, acronis.ErrThrottled, acronis.ErrUpstream, acronis.ErrDeadline} {
+		if errors.Is(err, class) {
+			reason := "acronis: " + class.Error()
+			// The API's own message says which case of the class it was: "no
+			// tenant named …" rather than only "not found".
+			if ae := (*acronis.Error)(nil); errors.As(err, &ae) && ae.Message != "" {
+				reason += ": " + ae.Message
+			}
+			return reason
+		}
+	}
+	switch {
+	case errors.Is(err, statestore.ErrUnavailable):
+		return statestore.ErrUnavailable.Error()
+	case errors.Is(err, errNotPublished):
+		return "rollout: " + errNotPublished.Error()
+	case errors.Is(err, ErrBusy):
+		return "busy: " + ErrBusy.Error()
+	}
+	return "unexpected error"
 }
 
 // Count adds the result to the invocation's metrics.
@@ -45,9 +85,12 @@ func Count(m *telemetry.Metrics, r Result) {
 	m.Add(telemetry.MetricTenantsChecked, 1)
 	m.Add(metric(r), 1)
 	m.Add(telemetry.MetricUsersWithoutTotp, int64(r.UsersWithoutTOTP()))
+	if r.Notified {
+		m.Add(telemetry.MetricTenantsNotified, 1)
+	}
 }
 
-func action(r Result) telemetry.Action {
+func action(r Result, dryRun bool) telemetry.Action {
 	if r.Err != nil {
 		return telemetry.ActionFailed
 	}
@@ -62,6 +105,11 @@ func action(r Result) telemetry.Action {
 			return telemetry.ActionWouldEnable
 		}
 		return telemetry.ActionWouldDisable
+	case policy.Notify:
+		if dryRun {
+			return telemetry.ActionWouldNotify
+		}
+		return telemetry.ActionNotify
 	case policy.Compliant:
 		return telemetry.ActionUnchanged
 	default:
@@ -80,20 +128,11 @@ func metric(r Result) string {
 		return telemetry.MetricTenantsWouldChange
 	case policy.Compliant:
 		return telemetry.MetricTenantsCompliant
+	case policy.Notify, policy.InGrace:
+		return telemetry.MetricTenantsInGrace
 	default:
 		return telemetry.MetricTenantsSkipped
 	}
-}
-
-// errorClass names the class of an Acronis failure for the audit reason.
-func errorClass(err error) string {
-	for _, class := range []error{acronis.ErrNotFound, acronis.ErrNotAllowed, acronis.ErrBadRequest,
-		acronis.ErrUnauthorized, acronis.ErrThrottled, acronis.ErrUpstream, acronis.ErrDeadline} {
-		if errors.Is(err, class) {
-			return class.Error()
-		}
-	}
-	return "unexpected error"
 }
 
 // CountRequests adds an invocation's Acronis traffic to its metrics.

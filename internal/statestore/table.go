@@ -47,6 +47,7 @@ const (
 var names = map[string]string{
 	"#pk": attrPK, "#exp": attrExpires, "#claimed": "claimed_at", "#noticed": "noticed_at",
 	"#phase": "phase", "#deadline": "deadline", "#status": "answer_status", "#body": "answer_body",
+	"#holder": "holder",
 }
 
 // namesIn returns the aliases of names that expr uses, as DynamoDB refuses

@@ -172,3 +172,30 @@ func TestUnreachableTableFailsClosed(t *testing.T) {
 		t.Fatalf("begin on a missing table: %v", err)
 	}
 }
+
+func TestLease(t *testing.T) {
+	table, clock := newTable(t)
+	ctx := t.Context()
+	if ok, err := table.Lease(ctx, "t-1", "sweep-a", time.Minute); err != nil || !ok {
+		t.Fatalf("first lease: %v, %v", ok, err)
+	}
+	if ok, err := table.Lease(ctx, "t-1", "watch-b", time.Minute); err != nil || ok {
+		t.Fatalf("a second holder got the lease: %v, %v", ok, err)
+	}
+	if err := table.Unlease(ctx, "t-1", "watch-b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := table.Lease(ctx, "t-1", "watch-b", time.Minute); ok {
+		t.Fatal("a holder gave back a lease it did not hold")
+	}
+	if err := table.Unlease(ctx, "t-1", "sweep-a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := table.Lease(ctx, "t-1", "watch-b", time.Minute); err != nil || !ok {
+		t.Fatalf("a lease given back is not free: %v, %v", ok, err)
+	}
+	clock.Advance(2 * time.Minute) // watch-b died holding it
+	if ok, err := table.Lease(ctx, "t-1", "sweep-c", time.Minute); err != nil || !ok {
+		t.Fatalf("a lapsed lease is not free: %v, %v", ok, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/enforce"
+	"acronismfa/internal/notify"
 	"acronismfa/internal/telemetry"
 )
 
@@ -23,15 +24,23 @@ type Acronis interface {
 	Stats() acronis.Stats
 }
 
+// Notifier publishes the digest of a full sweep.
+type Notifier interface {
+	Publish(ctx context.Context, n notify.Notice) error
+}
+
 // Handler runs one sweep per scheduled invocation (docs/reference.md, Sweep).
 type Handler struct {
 	Sweeper      Sweeper // Audit is set per run
 	Acronis      Acronis
 	RootTenantID string // from the configuration; "" means the API client's own tenant
 	DryRun       bool   // from the configuration
-	Logger       *slog.Logger
-	Namespace    string
-	Out          io.Writer
+	// Notifier publishes the sweep_completed digest of every full sweep that
+	// is not a dry run; nil without NOTIFY_TOPIC_ARN.
+	Notifier  Notifier
+	Logger    *slog.Logger
+	Namespace string
+	Out       io.Writer
 }
 
 // ErrDryRunOverride refuses an ad-hoc run that would turn a configured dry run
@@ -42,19 +51,26 @@ var ErrDryRunOverride = errors.New(`override "dry_run": false refused: DRY_RUN=t
 func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, error) {
 	metrics := telemetry.NewMetrics(h.Namespace, "sweep", "schedule")
 	before := h.Acronis.Stats()
-	sum, err := h.sweep(ctx, input)
-
-	metrics.Add(telemetry.MetricTenantsChecked, int64(sum.TenantsSeen))
-	metrics.Add(telemetry.MetricTenantsCompliant, int64(sum.Compliant))
-	metrics.Add(telemetry.MetricTenantsChanged, int64(sum.Changed))
-	metrics.Add(telemetry.MetricTenantsWouldChange, int64(sum.WouldChange))
-	metrics.Add(telemetry.MetricTenantsSkipped, int64(sum.SkippedInherited+sum.SkippedDisabled+sum.SkippedExcluded+sum.NotAllowed))
-	metrics.Add(telemetry.MetricTenantsFailed, int64(sum.Failed))
-	metrics.Add(telemetry.MetricUsersWithoutTotp, int64(sum.UsersWithoutTOTP))
-	metrics.SetDurationMs(sum.DurationMs)
+	sum, run, err := h.sweep(ctx, input)
+	full := err == nil || errors.Is(err, ErrIncomplete)
+	if full && !run.Watch() {
+		p := sum.compliance()
+		sum.CompliancePercent = &p
+		metrics.SetCompliancePercent(p)
+	}
+	if full && !run.Watch() && h.Sweeper.NewReport != nil {
+		metrics.SetReportFailed(sum.Report == nil)
+		if sum.Report == nil {
+			h.Logger.ErrorContext(ctx, "report not written", "sweep_id", run.SweepID, "error", sum.ReportErr)
+		}
+	}
+	count(metrics, sum)
 	enforce.CountRequests(metrics, h.Acronis.Stats().Sub(before))
 	if werr := metrics.Write(h.Out, h.Sweeper.Now()); werr != nil {
 		h.Logger.ErrorContext(ctx, "write metrics", "error", werr)
+	}
+	if full && !run.Watch() && !run.DryRun && h.Notifier != nil {
+		h.digest(ctx, run, sum)
 	}
 	if err != nil {
 		h.Logger.ErrorContext(ctx, "sweep failed", "error", err, "summary", sum)
@@ -64,32 +80,70 @@ func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, e
 	return sum, nil
 }
 
-func (h *Handler) sweep(ctx context.Context, input json.RawMessage) (Summary, error) {
+// count adds the summary to the invocation's metrics.
+func count(m *telemetry.Metrics, sum Summary) {
+	m.Add(telemetry.MetricTenantsChecked, int64(sum.TenantsSeen))
+	m.Add(telemetry.MetricTenantsCompliant, int64(sum.Compliant))
+	m.Add(telemetry.MetricTenantsChanged, int64(sum.Changed))
+	m.Add(telemetry.MetricTenantsWouldChange, int64(sum.WouldChange))
+	m.Add(telemetry.MetricTenantsSkipped, int64(sum.SkippedInherited+sum.SkippedDisabled+sum.SkippedExcluded+sum.NotAllowed))
+	m.Add(telemetry.MetricTenantsFailed, int64(sum.Failed))
+	m.Add(telemetry.MetricTenantsInGrace, int64(sum.InGrace))
+	m.Add(telemetry.MetricTenantsNotified, int64(sum.Notified))
+	m.Add(telemetry.MetricUsersWithoutTotp, int64(sum.UsersWithoutTOTP))
+	m.SetDurationMs(sum.DurationMs)
+}
+
+// digest publishes the sweep_completed notice; one that cannot be published
+// is an ERROR line, and changes nothing of the sweep.
+func (h *Handler) digest(ctx context.Context, run Run, sum Summary) {
+	doc, _ := json.Marshal(sum) // a struct of strings and numbers always encodes
+	text := fmt.Sprintf("The MFA compliance sweep %s of tenant %s is done: %d tenants, %.1f%% compliant.\n\n"+
+		"Changed: %d. In grace: %d (%d notified now). Not allowed: %d. Failed: %d. Sent to the worker: %d.\n"+
+		"Users who must now set up TOTP: %d.\n", run.SweepID, sum.RootTenantID, sum.TenantsSeen, *sum.CompliancePercent,
+		sum.Changed, sum.InGrace, sum.Notified, sum.NotAllowed, sum.Failed, sum.FannedOut, sum.UsersWithoutTOTP)
+	if sum.Report != nil {
+		text += "Report: " + *sum.Report + "\n"
+	}
+	if err := h.Notifier.Publish(ctx, notify.SweepCompleted{Summary: doc, SweepID: run.SweepID, Text: text}); err != nil {
+		h.Logger.ErrorContext(ctx, "sweep digest not published", "sweep_id", run.SweepID, "error", err)
+	}
+}
+
+func (h *Handler) sweep(ctx context.Context, input json.RawMessage) (Summary, Run, error) {
 	o, err := ParseInput(input)
 	if err != nil {
-		return Summary{}, fmt.Errorf("sweep input: %w", err)
+		return Summary{}, Run{}, fmt.Errorf("sweep input: %w", err)
 	}
 	run := Run{RootTenantID: h.RootTenantID, DryRun: h.DryRun, SweepID: sweepID(ctx)}
 	if o.DryRun != nil {
 		if h.DryRun && !*o.DryRun {
-			return Summary{}, ErrDryRunOverride
+			return Summary{}, run, ErrDryRunOverride
 		}
 		run.DryRun = *o.DryRun
 	}
 	if o.RootTenantID != "" {
 		run.RootTenantID = o.RootTenantID
 	}
+	if o.UpdatedWithin > 0 {
+		run.UpdatedSince = h.Sweeper.Now().Add(-o.UpdatedWithin)
+	}
 	if run.RootTenantID == "" {
 		if run.RootTenantID, err = h.Acronis.OwnTenantID(ctx); err != nil {
-			return Summary{DryRun: run.DryRun}, fmt.Errorf("find the API client's own tenant, the default sweep root: %w", err)
+			return newSummary(run, h.Sweeper.Desired), run, fmt.Errorf("find the API client's own tenant, the default sweep root: %w", err)
 		}
 	}
 	s := h.Sweeper
 	s.Audit = func(ctx context.Context, r enforce.Result) {
 		enforce.Audit(ctx, h.Logger, r, run.SweepID, run.DryRun)
 	}
-	h.Logger.InfoContext(ctx, "sweep started", "sweep_id", run.SweepID, "root_tenant_id", run.RootTenantID, "dry_run", run.DryRun)
-	return s.Run(ctx, run)
+	attrs := []any{"sweep_id", run.SweepID, "root_tenant_id", run.RootTenantID, "dry_run", run.DryRun}
+	if run.Watch() {
+		attrs = append(attrs, "updated_since", stamp(run.UpdatedSince))
+	}
+	h.Logger.InfoContext(ctx, "sweep started", attrs...)
+	sum, err := s.Run(ctx, run)
+	return sum, run, err
 }
 
 // sweepID names a sweep in its audit lines and fan-out messages: Lambda's

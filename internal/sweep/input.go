@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"acronismfa/internal/strictjson"
 	"acronismfa/internal/tenant"
@@ -21,11 +22,18 @@ const scheduledEvent = "Scheduled Event"
 type Overrides struct {
 	DryRun       *bool  // nil: DRY_RUN decides
 	RootTenantID string // lowercased UUID; "": ROOT_TENANT_ID decides
+	// UpdatedWithin makes the run a watch run over the tenants created or
+	// updated in the last so many minutes; 0 sweeps the whole tree.
+	UpdatedWithin time.Duration
 }
 
+// maxWatchMinutes bounds updated_within_minutes: a day. A longer window is a
+// full sweep's job.
+const maxWatchMinutes = 1440
+
 // ParseInput reads the sweep's invocation input: empty, null or {} for a plain
-// run; the bare overrides object {"dry_run": true, "root_tenant_id": "<uuid>"}
-// that EventBridge Scheduler sends as its Input; or a classic schedule rule's
+// run; the bare overrides object {"dry_run": true, "root_tenant_id": "<uuid>",
+// "updated_within_minutes": 5} that EventBridge Scheduler sends as its Input; or a classic schedule rule's
 // event, recognised by "detail" and "detail-type", whose detail carries the
 // overrides.
 //
@@ -95,11 +103,34 @@ func parseOverrides(obj strictjson.Object, prefix string) (Overrides, error) {
 				return Overrides{}, invalidInput("%sroot_tenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 			}
 			o.RootTenantID = strings.ToLower(id)
+		case "updated_within_minutes":
+			minutes, ok := wholeNumber(raw)
+			if !ok || minutes < 1 || minutes > maxWatchMinutes {
+				return Overrides{}, invalidInput("%supdated_within_minutes must be a whole number of minutes from 1 to %d, not %s",
+					prefix, maxWatchMinutes, strictjson.Quote(string(raw)))
+			}
+			o.UpdatedWithin = time.Duration(minutes) * time.Minute
 		default:
-			return Overrides{}, invalidInput("unknown override %s: accepted are dry_run and root_tenant_id", strictjson.Quote(prefix+k))
+			return Overrides{}, invalidInput("unknown override %s: accepted are dry_run, root_tenant_id and updated_within_minutes", strictjson.Quote(prefix+k))
 		}
 	}
 	return o, nil
+}
+
+// wholeNumber reads a JSON number written as digits alone: 5, not 5.0, 5e0
+// or "5", so that what the operator wrote is what runs.
+func wholeNumber(raw json.RawMessage) (int, bool) {
+	if len(raw) == 0 || len(raw) > 4 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 func invalidInput(format string, args ...any) error {

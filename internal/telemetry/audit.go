@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // Action is what happened to a tenant's MFA setting, as an audit line reports it.
@@ -16,7 +17,9 @@ const (
 	ActionWouldDisable Action = "would_disable" // a dry run would have turned MFA off
 	ActionUnchanged    Action = "unchanged"     // the tenant already had the requested state
 	ActionSkipped      Action = "skipped"       // policy refused: inherited, disabled, excluded, not allowed
-	ActionFailed       Action = "failed"        // Acronis or the deadline stopped the change
+	ActionFailed       Action = "failed"        // Acronis, the deadline or the rollout's state stopped the change
+	ActionNotify       Action = "notify"        // the tenant got its rollout notice; MFA follows at the deadline
+	ActionWouldNotify  Action = "would_notify"  // a dry run would have given the notice
 )
 
 // AuditMessage is the message of every audit line, so that one filter finds them all.
@@ -35,15 +38,16 @@ type Audit struct {
 	SweepID          string
 	Error            string
 	UsersWithoutTOTP int
+	Deadline         time.Time // when a tenant notified or in grace gets MFA
 	DryRun           bool
 }
 
-// LogAudit writes a as one line with "audit": true: at ERROR for a failure, so
-// that error alarms see it, and at INFO otherwise. The optional fields appear only
-// when set.
+// LogAudit writes a as one line with "audit": true: at ERROR for a failure or
+// an error beside the action, so that error alarms see it, and at INFO
+// otherwise. The optional fields appear only when set.
 func LogAudit(ctx context.Context, l *slog.Logger, a Audit) {
 	level := slog.LevelInfo
-	if a.Action == ActionFailed {
+	if a.Action == ActionFailed || a.Error != "" {
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
@@ -66,6 +70,9 @@ func LogAudit(ctx context.Context, l *slog.Logger, a Audit) {
 	}
 	if a.UsersWithoutTOTP != 0 {
 		attrs = append(attrs, slog.Int("users_without_totp", a.UsersWithoutTOTP))
+	}
+	if !a.Deadline.IsZero() {
+		attrs = append(attrs, slog.String("deadline", a.Deadline.UTC().Format(time.RFC3339)))
 	}
 	if a.DryRun {
 		attrs = append(attrs, slog.Bool("dry_run", true))

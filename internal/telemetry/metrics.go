@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,7 +22,13 @@ const (
 	MetricAcronisRequests    = "AcronisRequests"
 	MetricAcronisThrottled   = "AcronisThrottled"
 	MetricAcronisErrors      = "AcronisErrors"
-	MetricSweepDurationMs    = "SweepDurationMs"
+	MetricTenantsInGrace     = "TenantsInGrace"
+	MetricTenantsNotified    = "TenantsNotified"
+	// MetricReportFailures is 1 when a full sweep's compliance report could not
+	// be written, for an alarm.
+	MetricReportFailures    = "ReportFailures"
+	MetricSweepDurationMs   = "SweepDurationMs"
+	MetricCompliancePercent = "CompliancePercent"
 )
 
 // counters are the metrics Add accepts, in the order a document lists them. Every
@@ -31,7 +38,7 @@ var counters = [...]string{
 	MetricTenantsChecked, MetricTenantsCompliant, MetricTenantsChanged,
 	MetricTenantsWouldChange, MetricTenantsSkipped, MetricTenantsFailed,
 	MetricUsersWithoutTotp, MetricAcronisRequests, MetricAcronisThrottled,
-	MetricAcronisErrors,
+	MetricAcronisErrors, MetricTenantsInGrace, MetricTenantsNotified,
 }
 
 // Metrics collects one invocation's metrics. Its methods are safe for concurrent
@@ -40,6 +47,12 @@ type Metrics struct {
 	namespace, function, trigger string
 	counts                       [len(counters)]atomic.Int64
 	durationMs                   atomic.Int64 // -1 until SetDurationMs: not a sweep
+	// sweep holds what only sweeps report, set once at the end of a run.
+	sweep struct {
+		mu         sync.Mutex
+		compliance *float64 // full sweeps only
+		reports    *int64   // full sweeps with REPORT_BUCKET only
+	}
 }
 
 // NewMetrics returns empty metrics for one invocation of function (the Function
@@ -73,6 +86,26 @@ func counterIndex(name string) int {
 	return i
 }
 
+// SetCompliancePercent records a full sweep's compliance: CompliancePercent,
+// unit Percent, is in the document only once this was called.
+func (m *Metrics) SetCompliancePercent(p float64) {
+	m.sweep.mu.Lock()
+	defer m.sweep.mu.Unlock()
+	m.sweep.compliance = &p
+}
+
+// SetReportFailed records whether a full sweep's report could not be written:
+// ReportFailures is in the document only once this was called.
+func (m *Metrics) SetReportFailed(failed bool) {
+	n := int64(0)
+	if failed {
+		n = 1
+	}
+	m.sweep.mu.Lock()
+	defer m.sweep.mu.Unlock()
+	m.sweep.reports = &n
+}
+
 // emfMetric, emfDirective and emfMetadata are the _aws member of an Embedded
 // Metric Format document.
 type emfMetric struct {
@@ -96,7 +129,7 @@ type emfMetadata struct {
 // the same stream never split it.
 func (m *Metrics) Write(w io.Writer, now time.Time) error {
 	doc := map[string]any{"Function": m.function, "Trigger": m.trigger}
-	declared := make([]emfMetric, 0, len(counters)+1)
+	declared := make([]emfMetric, 0, len(counters)+3)
 	for i, name := range counters {
 		doc[name] = m.counts[i].Load()
 		declared = append(declared, emfMetric{Name: name, Unit: "Count"})
@@ -105,6 +138,16 @@ func (m *Metrics) Write(w io.Writer, now time.Time) error {
 		doc[MetricSweepDurationMs] = ms
 		declared = append(declared, emfMetric{Name: MetricSweepDurationMs, Unit: "Milliseconds"})
 	}
+	m.sweep.mu.Lock()
+	if p := m.sweep.compliance; p != nil {
+		doc[MetricCompliancePercent] = *p
+		declared = append(declared, emfMetric{Name: MetricCompliancePercent, Unit: "Percent"})
+	}
+	if n := m.sweep.reports; n != nil {
+		doc[MetricReportFailures] = *n
+		declared = append(declared, emfMetric{Name: MetricReportFailures, Unit: "Count"})
+	}
+	m.sweep.mu.Unlock()
 	doc["_aws"] = emfMetadata{
 		Timestamp: now.UnixMilli(),
 		CloudWatchMetrics: []emfDirective{{

@@ -67,6 +67,7 @@ func TestMetricsWrite(t *testing.T) {
 			MetricTenantsChecked: 10000, MetricTenantsCompliant: 2, MetricTenantsChanged: 2,
 			MetricTenantsWouldChange: 2, MetricTenantsSkipped: 2, MetricTenantsFailed: 2,
 			MetricUsersWithoutTotp: 2, MetricAcronisRequests: 2, MetricAcronisThrottled: 2, MetricAcronisErrors: 2,
+			MetricTenantsInGrace: 2, MetricTenantsNotified: 2,
 		}, 5123},
 		{"sweep that took no time", "sweep", "schedule", func(m *Metrics) { m.SetDurationMs(0) }, nil, 0},
 		{"clock stepped back during a sweep", "sweep", "schedule", func(m *Metrics) { m.SetDurationMs(-40) }, nil, 0},

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,13 +18,14 @@ import (
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/statestore"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
 )
 
-// Acronis is the part of the Acronis client the webhook uses.
+// Acronis is the part of the Acronis client the webhook uses beyond enforcement.
 type Acronis interface {
-	enforce.API
+	MFAStatus(ctx context.Context, id string) (tenant.MFAStatus, error)
 	Stats() acronis.Stats
 }
 
@@ -34,7 +37,7 @@ type Keys func(ctx context.Context, fresh bool) ([][]byte, error)
 type Handler struct {
 	Keys      Keys
 	Acronis   Acronis
-	Rules     policy.Rules
+	Enforcer  *enforce.Enforcer
 	Logger    *slog.Logger
 	Namespace string    // of the EMF metrics
 	Out       io.Writer // where the EMF document goes: stdout in Lambda
@@ -42,8 +45,19 @@ type Handler struct {
 	// Reserve is kept free before the invocation deadline to answer 504 rather
 	// than be cut off by Lambda.
 	Reserve time.Duration
+	// Replays records every verified webhook-id across instances (with
+	// STATE_TABLE); nil: each instance remembers its own.
+	Replays Replays
 
-	replays replayGuard
+	guard replayGuard
+}
+
+// Replays is the state table's side of the webhook: one record per verified
+// webhook-id (docs/reference.md, Replay records).
+type Replays interface {
+	BeginReplay(ctx context.Context, r statestore.Replay) (*statestore.Replay, error)
+	FinishReplay(ctx context.Context, r statestore.Replay, status int, body string) error
+	ReleaseReplay(ctx context.Context, r statestore.Replay) error
 }
 
 // Status is the status object (docs/reference.md, Webhook).
@@ -77,42 +91,77 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		defer cancel()
 	}
 
-	status, apiErr := h.serve(ctx, req, metrics)
+	resp, cause := h.answer(ctx, req, metrics)
 
 	enforce.CountRequests(metrics, h.Acronis.Stats().Sub(before))
 	if err := metrics.Write(h.Out, h.Now()); err != nil {
 		h.Logger.ErrorContext(ctx, "write metrics", "error", err)
 	}
-	var resp events.APIGatewayV2HTTPResponse
-	if apiErr != nil {
-		resp = errorResponse(apiErr)
-	} else {
-		resp = jsonResponse(http.StatusOK, status)
-	}
 	attrs := []any{"method", req.RequestContext.HTTP.Method, "path", req.RawPath,
 		"status", resp.StatusCode, "duration_ms", h.Now().Sub(start).Milliseconds()}
-	if apiErr != nil && apiErr.cause != nil {
+	if cause != nil {
 		// A GET has no audit line: this is where its failure's cause is told.
-		attrs = append(attrs, "error", apiErr.cause.Error())
+		attrs = append(attrs, "error", cause.Error())
 	}
 	h.Logger.InfoContext(ctx, "webhook request", attrs...)
 	return resp, nil
 }
 
-func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, metrics *telemetry.Metrics) (Status, *apiError) {
+// answer verifies the request, then serves it once per webhook-id: a repeat
+// of a request already answered gets that answer again.
+func (h *Handler) answer(ctx context.Context, req events.APIGatewayV2HTTPRequest, metrics *telemetry.Metrics) (events.APIGatewayV2HTTPResponse, error) {
 	body, err := DecodeBody(req.Body, req.IsBase64Encoded)
 	if err != nil {
-		return Status{}, badRequest(err)
+		return respond(Status{}, badRequest(err))
 	}
 	if apiErr := h.verify(ctx, req.Headers, body); apiErr != nil {
-		return Status{}, apiErr
+		return respond(Status{}, apiErr)
 	}
+	if h.Replays == nil {
+		return respond(h.serve(ctx, req, body, metrics))
+	}
+	sum := sha256.Sum256(body)
+	now := h.Now()
+	rec := statestore.Replay{ID: header(req.Headers, "webhook-id"), Method: req.RequestContext.HTTP.Method, Path: req.RawPath,
+		BodySHA256: hex.EncodeToString(sum[:]), Deadline: now.Add(replayInProgress), Expires: now.Add(replayWindow)}
+	if deadline, ok := ctx.Deadline(); ok {
+		rec.Deadline = deadline.Add(h.Reserve)
+	}
+	found, err := h.Replays.BeginReplay(ctx, rec)
+	switch {
+	case err != nil:
+		h.Logger.ErrorContext(ctx, "replay record not written", "error", err)
+		return respond(Status{}, &apiError{http.StatusServiceUnavailable, "unavailable",
+			"the webhook's state table could not be read or written; nothing was sent to Acronis", time.Second, err})
+	case found != nil && !found.SameRequest(rec):
+		h.Logger.WarnContext(ctx, "webhook signature rejected", "reason", "webhook-id already used for another request")
+		return respond(Status{}, errUnauthorized)
+	case found != nil && !found.Done:
+		return respond(Status{}, &apiError{http.StatusConflict, "request_in_progress",
+			"a request with this webhook-id is being answered right now; retry it later", time.Second, nil})
+	case found != nil:
+		return replayed(found.Status, found.Body), nil
+	}
+	resp, cause := respond(h.serve(ctx, req, body, metrics))
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		// An answer that asks for a retry is not kept: the retry is served afresh.
+		err = h.Replays.ReleaseReplay(ctx, rec)
+	} else {
+		err = h.Replays.FinishReplay(ctx, rec, resp.StatusCode, resp.Body)
+	}
+	if err != nil {
+		h.Logger.ErrorContext(ctx, "replay record not updated", "error", err)
+	}
+	return resp, cause
+}
+
+func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, metrics *telemetry.Metrics) (Status, *apiError) {
 	method := req.RequestContext.HTTP.Method
 	route, err := ParseRoute(method, req.RawPath)
 	if err != nil {
 		return Status{}, badRequest(err)
 	}
-	if !h.replays.admit(header(req.Headers, "webhook-id"), method+" "+route.TenantID, h.Now()) {
+	if h.Replays == nil && !h.guard.admit(header(req.Headers, "webhook-id"), method+" "+route.TenantID, h.Now()) {
 		h.Logger.WarnContext(ctx, "webhook signature rejected", "reason", "webhook-id already used for another route")
 		return Status{}, errUnauthorized
 	}
@@ -132,10 +181,9 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 		return Status{}, badRequest(err)
 	}
 	intent := policy.Intent{Enable: enabled, Origin: policy.ByCaller}
-	_, refused := h.Rules.Preflight(intent)
-	enf := enforce.Enforcer{API: h.Acronis, Rules: h.Rules}
-	res := enf.EnforceID(ctx, route.TenantID, intent)
-	enforce.Audit(ctx, h.Logger, res, "", h.Rules.DryRun)
+	_, refused := h.Enforcer.Rules.Preflight(intent)
+	res := h.Enforcer.EnforceID(ctx, enforce.IDRequest{ID: route.TenantID, Intent: intent})
+	enforce.Audit(ctx, h.Logger, res, "", h.Enforcer.Rules.DryRun)
 	enforce.Count(metrics, res)
 	switch {
 	case refused:
@@ -151,9 +199,17 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	}
 	st := statusObject(route.TenantID, res.Status)
 	st.MFAStatus = res.Current
-	changed, dryRun := res.Changed(), h.Rules.DryRun
+	changed, dryRun := res.Changed(), h.Enforcer.Rules.DryRun
 	st.Changed, st.DryRun = &changed, &dryRun
 	return st, nil
+}
+
+// respond makes the response of a status or an error, and what caused the error.
+func respond(st Status, apiErr *apiError) (events.APIGatewayV2HTTPResponse, error) {
+	if apiErr != nil {
+		return errorResponse(apiErr), apiErr.cause
+	}
+	return jsonResponse(http.StatusOK, st), nil
 }
 
 // verify checks the signature with the cached keys, and once more with freshly
@@ -213,6 +269,10 @@ func acronisError(err error) *apiError {
 	var ae *acronis.Error
 	errors.As(err, &ae)
 	switch {
+	case errors.Is(err, enforce.ErrBusy):
+		return &apiError{http.StatusServiceUnavailable, "unavailable", "another run is changing this tenant's MFA right now; retry shortly", time.Second, err}
+	case errors.Is(err, statestore.ErrUnavailable):
+		return &apiError{http.StatusServiceUnavailable, "unavailable", "the state table could not be read or written; nothing was changed", time.Second, err}
 	case errors.Is(err, acronis.ErrNotFound):
 		return &apiError{http.StatusNotFound, "tenant_not_found", "Acronis has no such tenant, or the API client cannot see it", 0, err}
 	case errors.Is(err, acronis.ErrNotAllowed) && ae != nil && strings.HasPrefix(ae.Op, http.MethodPut+" "):
@@ -240,6 +300,11 @@ func upstreamReason(err error) string {
 	default:
 		return "error or unreadable answer"
 	}
+}
+
+// replayed is a recorded answer, given again.
+func replayed(status int, body string) events.APIGatewayV2HTTPResponse {
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: body}
 }
 
 func jsonResponse(status int, v any) events.APIGatewayV2HTTPResponse {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
@@ -46,7 +47,7 @@ func newHook(t *testing.T, rules policy.Rules) *hook {
 	k.h = &webhook.Handler{
 		Keys:      func(context.Context, bool) ([][]byte, error) { return [][]byte{keyA}, nil },
 		Acronis:   k.acr.Client,
-		Rules:     rules,
+		Enforcer:  &enforce.Enforcer{API: k.acr.Client, Rules: rules},
 		Logger:    telemetry.NewLogger(k.out, "webhook", "http", slog.LevelDebug),
 		Namespace: namespace,
 		Out:       k.out,

@@ -10,17 +10,21 @@ import (
 // that.
 const replayWindow = 2 * Tolerance
 
+// replayInProgress is how long a request stays "in progress" in the state
+// table when the invocation has no deadline of its own.
+const replayInProgress = time.Minute
+
 // maxRemembered bounds the memory of a flood of validly signed requests; past
 // it the oldest ids are forgotten first.
 const maxRemembered = 100_000
 
-// replayGuard binds each webhook-id to the one route it was signed for. The
+// replayGuard binds each webhook-id to the one route it was signed for, in one
+// instance, when there is no state table to do it across instances. The
 // Standard Webhooks signature covers the id, the timestamp and the body, not the
 // method or path, so without this a captured signed {"enabled": true} could be
 // replayed against any other tenant within the tolerance. A sender's retry of
 // the same message (same id, same route) is still accepted: the PUT is
-// idempotent. The memory is one Lambda instance's, so the guard narrows the
-// window rather than closing it; see the README.
+// idempotent.
 type replayGuard struct {
 	mu    sync.Mutex
 	seen  map[string]remembered

@@ -17,19 +17,19 @@ import (
 	"acronismfa/internal/tenant"
 )
 
-// Acronis is the part of the Acronis client the worker uses.
+// Acronis is the part of the Acronis client the worker uses beyond enforcement.
 type Acronis interface {
-	enforce.API
 	FindTenantByName(ctx context.Context, rootID, name string) (tenant.Tenant, error)
 	OwnTenantID(ctx context.Context) (string, error)
 	Stats() acronis.Stats
 }
 
-// Handler processes SQS batches of enforcement requests (docs/reference.md, Worker messages).
+// Handler processes SQS batches of enforcement requests (docs/reference.md,
+// Worker messages).
 type Handler struct {
-	Acronis Acronis
-	Rules   policy.Rules
-	Desired bool
+	Acronis  Acronis
+	Enforcer *enforce.Enforcer
+	Desired  bool
 	// RootTenantID is where tenant names are looked up; "" means the API
 	// client's own tenant.
 	RootTenantID string
@@ -48,51 +48,65 @@ type Handler struct {
 type job struct {
 	messageID string
 	msg       Message
-	tenantID  string
+	tenantID  string // the message's, or found by its name
+}
+
+// batch is one invocation's work and what it reports.
+type batch struct {
+	*Handler
+	metrics *telemetry.Metrics
+	mu      sync.Mutex
+	failed  []events.SQSBatchItemFailure
+}
+
+func (b *batch) fail(messageID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failed = append(b.failed, events.SQSBatchItemFailure{ItemIdentifier: messageID})
 }
 
 // Handle enforces every message of the batch and lists those that failed or
 // could not be parsed, so that SQS retries them and finally dead-letters them.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	metrics := telemetry.NewMetrics(h.Namespace, "worker", "sqs")
+	b := &batch{Handler: h, metrics: telemetry.NewMetrics(h.Namespace, "worker", "sqs")}
 	before := h.Acronis.Stats()
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-h.Reserve))
 		defer cancel()
 	}
+	jobs := b.parse(ctx, ev.Records)
+	b.resolveNames(ctx, jobs)
+	b.enforce(ctx, jobs)
 
-	var (
-		mu     sync.Mutex
-		failed []events.SQSBatchItemFailure
-	)
-	fail := func(messageID string) {
-		mu.Lock()
-		failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: messageID})
-		mu.Unlock()
+	enforce.CountRequests(b.metrics, h.Acronis.Stats().Sub(before))
+	if err := b.metrics.Write(h.Out, h.Now()); err != nil {
+		h.Logger.ErrorContext(ctx, "write metrics", "error", err)
 	}
+	h.Logger.InfoContext(ctx, "batch done", "messages", len(ev.Records), "failed", len(b.failed))
+	return events.SQSEventResponse{BatchItemFailures: b.failed}, nil
+}
 
-	jobs := make([]job, 0, len(ev.Records))
-	for _, rec := range ev.Records {
+// parse reads every message; one that cannot be parsed fails at once.
+func (b *batch) parse(ctx context.Context, records []events.SQSMessage) []job {
+	jobs := make([]job, 0, len(records))
+	for _, rec := range records {
 		msg, err := ParseMessage(rec.Body)
 		if err != nil {
-			h.Logger.ErrorContext(ctx, "unparseable message", "message_id", rec.MessageId, "error", err)
-			metrics.Add(telemetry.MetricTenantsFailed, 1)
-			fail(rec.MessageId)
+			b.Logger.ErrorContext(ctx, "unparseable message", "message_id", rec.MessageId, "error", err)
+			b.metrics.Add(telemetry.MetricTenantsFailed, 1)
+			b.fail(rec.MessageId)
 			continue
 		}
 		jobs = append(jobs, job{messageID: rec.MessageId, msg: msg, tenantID: msg.TenantID})
 	}
-	h.resolveNames(ctx, jobs, func(j job, err error) {
-		h.failed(ctx, j, "tenant name not resolved", err)
-		res := enforce.Result{TenantName: j.msg.TenantName, Intent: h.intent(j.msg), Err: err}
-		enforce.Audit(ctx, h.Logger, res, j.msg.SweepID, h.Rules.DryRun)
-		enforce.Count(metrics, res)
-		fail(j.messageID)
-	})
+	return jobs
+}
 
-	// Messages about one tenant run one after another, in batch order, so that
-	// two writes to one switch never race; different tenants run at once.
+// enforce runs the jobs whose tenant is known. Messages about one tenant run
+// one after another, in batch order, so that two writes to one switch never
+// race; different tenants run at once.
+func (b *batch) enforce(ctx context.Context, jobs []job) {
 	groups := map[string][]job{}
 	var order []string
 	for _, j := range jobs {
@@ -104,40 +118,42 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 		groups[j.tenantID] = append(groups[j.tenantID], j)
 	}
-	enf := enforce.Enforcer{API: h.Acronis, Rules: h.Rules}
-	slots := make(chan struct{}, max(h.Concurrency, 1))
+	slots := make(chan struct{}, max(b.Concurrency, 1))
 	var wg sync.WaitGroup
 	for _, id := range order {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			for _, j := range groups[id] {
-				res := enf.EnforceID(ctx, j.tenantID, h.intent(j.msg))
-				enforce.Audit(ctx, h.Logger, res, j.msg.SweepID, h.Rules.DryRun)
-				enforce.Count(metrics, res)
-				// A refusal fails an explicit request, whose caller must learn the
-				// state was not set; for policy-driven enforcement it is an answer
-				// like the sweep's not_allowed, which no retry would change.
-				if res.Err != nil || res.Decision.Outcome == policy.NotAllowed && j.msg.Enabled != nil {
-					h.failed(ctx, j, res.Decision.Reason, res.Err)
-					fail(j.messageID)
-				}
+				b.run(ctx, j)
 			}
 		})
 	}
 	wg.Wait()
-
-	enforce.CountRequests(metrics, h.Acronis.Stats().Sub(before))
-	if err := metrics.Write(h.Out, h.Now()); err != nil {
-		h.Logger.ErrorContext(ctx, "write metrics", "error", err)
-	}
-	h.Logger.InfoContext(ctx, "batch done", "messages", len(ev.Records), "failed", len(failed))
-	return events.SQSEventResponse{BatchItemFailures: failed}, nil
 }
 
-// failed logs why a message goes back to the queue, with what ties it to its
+// run enforces one message and reports it.
+func (b *batch) run(ctx context.Context, j job) {
+	req := enforce.IDRequest{ID: j.tenantID, Intent: b.intent(j.msg), SweepID: j.msg.SweepID}
+	if j.msg.TenantID != "" {
+		req.Name = j.msg.TenantName // sent with the id: checked against the tenant
+	}
+	res := b.Enforcer.EnforceID(ctx, req)
+	enforce.Audit(ctx, b.Logger, res, j.msg.SweepID, b.Enforcer.Rules.DryRun)
+	enforce.Count(b.metrics, res)
+	// A refusal fails an explicit request, whose caller must learn the state
+	// was not set; for policy-driven enforcement it is an answer like the
+	// sweep's not_allowed, which no retry would change. A tenant in grace is
+	// acknowledged: its audit line names the deadline.
+	if res.Err != nil || res.Decision.Outcome == policy.NotAllowed && j.msg.Enabled != nil {
+		b.logFailure(ctx, j, res.Decision.Reason, res.Err)
+		b.fail(j.messageID)
+	}
+}
+
+// logFailure logs why a message goes back to the queue, with what ties it to its
 // origin: whoever reads the dead-letter queue starts from the message id.
-func (h *Handler) failed(ctx context.Context, j job, reason string, err error) {
+func (h *Handler) logFailure(ctx context.Context, j job, reason string, err error) {
 	attrs := []any{"message_id", j.messageID, "shape", j.msg.Kind, "reason", reason,
 		"tenant_id", j.tenantID, "tenant_name", j.msg.TenantName}
 	if j.msg.EventID != "" {
@@ -161,26 +177,33 @@ func (h *Handler) intent(m Message) policy.Intent {
 	return policy.Intent{Enable: h.Desired, Origin: policy.ByPolicy}
 }
 
-// resolveNames finds the id of every job that names its tenant, concurrently.
-// A job whose name is not found exactly once is reported to failed and keeps an
+// resolveNames finds the id of every job that names its tenant by name only,
+// concurrently. A job whose name is not found exactly once fails, and keeps an
 // empty tenantID.
-func (h *Handler) resolveNames(ctx context.Context, jobs []job, failed func(job, error)) {
+func (b *batch) resolveNames(ctx context.Context, jobs []job) {
 	var root string
 	var rootErr error
 	var once sync.Once
 	rootID := func() (string, error) {
 		once.Do(func() {
-			root = h.RootTenantID
+			root = b.RootTenantID
 			if root == "" {
-				root, rootErr = h.Acronis.OwnTenantID(ctx)
+				root, rootErr = b.Acronis.OwnTenantID(ctx)
 			}
 		})
 		return root, rootErr
 	}
-	slots := make(chan struct{}, max(h.Concurrency, 1))
+	unresolved := func(j job, err error) {
+		b.logFailure(ctx, j, "tenant name not resolved", err)
+		res := enforce.Result{Tenant: tenant.Tenant{Name: j.msg.TenantName}, Intent: b.intent(j.msg), Err: err}
+		enforce.Audit(ctx, b.Logger, res, j.msg.SweepID, b.Enforcer.Rules.DryRun)
+		enforce.Count(b.metrics, res)
+		b.fail(j.messageID)
+	}
+	slots := make(chan struct{}, max(b.Concurrency, 1))
 	var wg sync.WaitGroup
 	for i := range jobs {
-		if jobs[i].msg.TenantName == "" {
+		if jobs[i].tenantID != "" {
 			continue
 		}
 		slots <- struct{}{}
@@ -189,12 +212,12 @@ func (h *Handler) resolveNames(ctx context.Context, jobs []job, failed func(job,
 			j := &jobs[i]
 			root, err := rootID()
 			if err != nil {
-				failed(*j, fmt.Errorf("find the root tenant to look up %q: %w", j.msg.TenantName, err))
+				unresolved(*j, fmt.Errorf("find the root tenant to look up %q: %w", j.msg.TenantName, err))
 				return
 			}
-			t, err := h.Acronis.FindTenantByName(ctx, root, j.msg.TenantName)
+			t, err := b.Acronis.FindTenantByName(ctx, root, j.msg.TenantName)
 			if err != nil {
-				failed(*j, err)
+				unresolved(*j, err)
 				return
 			}
 			j.tenantID = t.ID

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -16,7 +17,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/statestore"
 	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
 	"acronismfa/internal/testkit"
@@ -38,7 +41,7 @@ func newWorker(t *testing.T, acr *testkit.Acronis, rules policy.Rules) *rig {
 	w := &rig{acr: acr, out: testkit.NewOutput(nil)}
 	w.h = &worker.Handler{
 		Acronis:     acr.Client,
-		Rules:       rules,
+		Enforcer:    &enforce.Enforcer{API: acr.Client, Rules: rules},
 		Desired:     true,
 		Concurrency: 4,
 		Logger:      telemetry.NewLogger(w.out, "worker", "sqs", slog.LevelDebug),
@@ -501,4 +504,49 @@ func TestHandleMetricsUnwritable(t *testing.T) {
 		}
 	}
 	t.Fatalf("no line says the metrics were lost: %v", w.out.Lines())
+}
+
+// A message may name its tenant by id and by name: the id decides and the
+// name must match, or the message fails with a reason naming both.
+func TestHandleIDAndName(t *testing.T) {
+	w := newWorker(t, testkit.NewFixture(t, testkit.AcronisOptions{}), policy.Rules{})
+	b := w.run(t, t.Context(),
+		testkit.TenantCreated(`{"tenant_id": "`+testkit.Contoso+`", "tenant_name": "Contoso Ltd"}`),
+		`{"tenant_id": "`+testkit.Twin1+`", "tenant_name": "Contoso Ltd"}`)
+	if !slices.Equal(b.failed, []string{"m1"}) {
+		t.Fatalf("batchItemFailures %v, want only the mismatched m1", b.failed)
+	}
+	on, _ := w.acr.Sim.Get(testkit.Contoso)
+	off, _ := w.acr.Sim.Get(testkit.Twin1)
+	if !tenant.MFAOn(on.MFAStatus) || tenant.MFAOn(off.MFAStatus) {
+		t.Errorf("Contoso %s, Twin Corp %s", on.MFAStatus, off.MFAStatus)
+	}
+	reason := fmt.Sprint(b.auditsFor("tenant_id", testkit.Twin1)[0]["reason"])
+	if !strings.Contains(reason, `"Twin Corp"`) || !strings.Contains(reason, `"Contoso Ltd"`) {
+		t.Errorf("reason %q does not name both", reason)
+	}
+}
+
+// A policy message about a tenant in grace is done: acknowledged with a
+// skipped audit line that names the deadline. A set message never waits.
+func TestHandleTenantInGrace(t *testing.T) {
+	w := newWorker(t, testkit.NewFixture(t, testkit.AcronisOptions{}), policy.Rules{Grace: 24 * time.Hour})
+	clock := testkit.NewClock()
+	state := testkit.NewMemoryState(clock.Now)
+	w.h.Enforcer.Rollout = &enforce.Rollout{Notices: state, Directory: w.acr.Client, Now: clock.Now}
+	state.Put(statestore.Notice{TenantID: testkit.OffCustomer, ClaimedAt: clock.Now(), NoticedAt: clock.Now()})
+	b := w.run(t, t.Context(), `{"tenant_id": "`+testkit.OffCustomer+`"}`, `{"tenant_id": "`+testkit.Contoso+`"}`)
+	if len(b.failed) != 0 || b.emf.Metrics["TenantsInGrace"] != 2 || b.emf.Metrics["TenantsNotified"] != 1 {
+		t.Fatalf("failed %v, EMF %v", b.failed, b.emf.Metrics)
+	}
+	if a := b.auditsFor("tenant_id", testkit.OffCustomer)[0]; a["action"] != "skipped" || a["deadline"] != "2026-01-02T00:00:00Z" {
+		t.Errorf("in grace: %v", a)
+	}
+	if a := b.auditsFor("tenant_id", testkit.Contoso)[0]; a["action"] != "notify" || a["users_without_totp"] != float64(12) {
+		t.Errorf("notified: %v", a)
+	}
+	b = w.run(t, t.Context(), `{"tenant_id": "`+testkit.OffCustomer+`", "enabled": true}`)
+	if len(b.failed) != 0 || b.auditsFor("tenant_id", testkit.OffCustomer)[0]["action"] != "enable" {
+		t.Errorf("a set message waited for the grace: %v", b.audits)
+	}
 }

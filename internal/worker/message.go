@@ -32,8 +32,8 @@ const (
 
 // Message is one parsed queue message: which tenant, and what to do with it.
 type Message struct {
-	TenantID   string // lowercased UUID, or "" when TenantName is set
-	TenantName string // exact tenant name, to be resolved under the root tenant
+	TenantID   string // lowercased UUID; "" when the message names the tenant by TenantName only
+	TenantName string // exact tenant name: resolved under the root tenant, or checked against TenantID
 	Enabled    *bool  // nil: enforce MFA_DESIRED_STATE
 	Kind       string // KindSet, KindEnforce or KindEvent
 	EventID    string // the EventBridge event's id, logged when the message fails
@@ -48,8 +48,8 @@ type Message struct {
 //	{"tenant_id": "<uuid>"}
 //	{"version": "0", "id": "…", "detail-type": "…", "source": "…", "detail": {"tenant_id": "…"}}
 //
-// tenant_name may stand for tenant_id anywhere, and exactly one of them must be
-// there. An object with both "detail" and "detail-type" is an EventBridge event,
+// tenant_name may stand for tenant_id anywhere; with both, the id decides and
+// the name must be that tenant's. An object with both "detail" and "detail-type" is an EventBridge event,
 // of any detail-type, since an operator may route more rules to the queue.
 //
 // The first two shapes are written by operators and by the sweep's fan-out, so
@@ -138,10 +138,12 @@ func parseTarget(obj strictjson.Object, prefix string) (Message, error) {
 	var m Message
 	rawID, hasID := obj.Values["tenant_id"]
 	rawName, hasName := obj.Values["tenant_name"]
-	switch {
-	case hasID && hasName:
-		return Message{}, invalidMessage("%stenant_id and %stenant_name are both set: send one", prefix, prefix)
-	case hasID:
+	if !hasID && !hasName {
+		return Message{}, invalidMessage("%stenant_id or %stenant_name is required", prefix, prefix)
+	}
+	// With both, the id decides and the name is checked against that tenant:
+	// provisioning systems often send both.
+	if hasID {
 		id, err := parseString(prefix+"tenant_id", rawID)
 		if err != nil {
 			return Message{}, err
@@ -150,7 +152,8 @@ func parseTarget(obj strictjson.Object, prefix string) (Message, error) {
 			return Message{}, invalidMessage("%stenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 		}
 		m.TenantID = strings.ToLower(id)
-	case hasName:
+	}
+	if hasName {
 		name, err := parseString(prefix+"tenant_name", rawName)
 		if err != nil {
 			return Message{}, err
@@ -164,8 +167,6 @@ func parseTarget(obj strictjson.Object, prefix string) (Message, error) {
 			return Message{}, invalidMessage("%stenant_name is %d characters long, over %d", prefix, n, maxNameLength)
 		}
 		m.TenantName = name
-	default:
-		return Message{}, invalidMessage("%stenant_id or %stenant_name is required", prefix, prefix)
 	}
 	if raw, ok := obj.Values["enabled"]; ok {
 		if kind := strictjson.Kind(raw); kind != "a boolean" {

@@ -1,0 +1,180 @@
+package sweep_test
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/enforce"
+	"acronismfa/internal/policy"
+	"acronismfa/internal/sweep"
+	"acronismfa/internal/telemetry"
+	"acronismfa/internal/tenant"
+	"acronismfa/internal/testkit"
+)
+
+// runner is the sweep function's handler over a simulated Acronis, with the
+// rollout's state and notices in memory and a fake clock, its stdout kept.
+type runner struct {
+	acr   *testkit.Acronis
+	clock *testkit.Clock
+	state *testkit.MemoryState
+	pub   *testkit.Publisher
+	out   *testkit.Output
+	h     *sweep.Handler
+}
+
+func newRunner(t *testing.T, acr *testkit.Acronis, rules policy.Rules) *runner {
+	t.Helper()
+	return newRunnerOn(t, acr, testkit.NewClock(), rules)
+}
+
+// newRunnerOn is newRunner on a given clock, which the simulator may share.
+func newRunnerOn(t *testing.T, acr *testkit.Acronis, clock *testkit.Clock, rules policy.Rules) *runner {
+	t.Helper()
+	r := &runner{acr: acr, clock: clock, pub: &testkit.Publisher{}, out: testkit.NewOutput(nil)}
+	r.state = testkit.NewMemoryState(r.clock.Now)
+	e := &enforce.Enforcer{API: acr.Client, Rules: rules, Leases: r.state}
+	if rules.Grace > 0 {
+		e.Rollout = &enforce.Rollout{Notices: r.state, Notifier: r.pub, Directory: acr.Client, Now: r.clock.Now}
+	}
+	r.h = &sweep.Handler{
+		Sweeper: sweep.Sweeper{Lister: acr.Client, Enforcer: e, Desired: true, Concurrency: 4, InlineLimit: 5000,
+			Notices: r.state, Now: r.clock.Now},
+		Acronis:      acr.Client,
+		RootTenantID: acr.Sim.RootID(), // as ROOT_TENANT_ID: no request to find it
+		DryRun:       rules.DryRun,
+		Notifier:     r.pub,
+		Logger:       telemetry.NewLogger(r.out, "sweep", "schedule", slog.LevelInfo),
+		Namespace:    "AcronisMFA/Test",
+		Out:          r.out,
+	}
+	return r
+}
+
+// sweepOnce is one invocation with input; it returns the summary, the error,
+// and the invocation's EMF document.
+func (r *runner) sweepOnce(t *testing.T, input string) (sweep.Summary, error, testkit.EMF) {
+	t.Helper()
+	mark := r.out.Mark()
+	sum, err := r.h.Handle(t.Context(), json.RawMessage(input))
+	docs, perr := r.out.EMF(mark)
+	if perr != nil || len(docs) != 1 {
+		t.Fatalf("%d EMF documents (%v), want 1", len(docs), perr)
+	}
+	return sum, err, docs[0]
+}
+
+// accountedFor checks that every tenant seen is in exactly one bucket.
+func accountedFor(t *testing.T, s sweep.Summary) {
+	t.Helper()
+	if n := s.Compliant + s.Changed + s.WouldChange + s.SkippedInherited + s.SkippedDisabled + s.SkippedExcluded +
+		s.NotAllowed + s.Failed + s.FannedOut + s.InGrace; n != s.TenantsSeen {
+		t.Errorf("buckets add up to %d, tenants_seen %d: %+v", n, s.TenantsSeen, s)
+	}
+}
+
+// driftingCount counts the tenants a sweep must turn MFA on for.
+func driftingCount(all []sim.Tenant) int {
+	n := 0
+	for _, tn := range all {
+		if listedDrifting(tn) && tn.UpdateAllowed {
+			n++
+		}
+	}
+	return n
+}
+
+// listedDrifting: the listing alone shows the tenant needs a change, which its
+// mfa/status confirms or refuses.
+func listedDrifting(tn sim.Tenant) bool {
+	return !tenant.Kind(tn.Kind).InheritsMFA() && tn.Enabled && !tenant.MFAOn(tn.MFAStatus)
+}
+
+// listings counts the subtree listing requests.
+func listings(acr *testkit.Acronis) int { return acr.Sim.Count(http.MethodGet, "/api/2/tenants") }
+
+// Paging cursors that cycle end the sweep as incomplete, with a reason that
+// says so, after a handful of requests rather than at the deadline.
+func TestSweepStopsAtLoopingCursors(t *testing.T) {
+	acr := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 3, Size: 120}})
+	acr.Sim.SetFaults(sim.Faults{LoopCursors: 2})
+	r := newRunner(t, acr, policy.Rules{})
+	r.h.Sweeper.PageSize = 20
+	sum, err, _ := r.sweepOnce(t, `{}`)
+	if !errors.Is(err, sweep.ErrIncomplete) || !strings.Contains(err.Error(), "paging cursors loop") {
+		t.Fatalf("error %v", err)
+	}
+	if n := listings(acr); n != 3 || sum.TenantsSeen != 60 {
+		t.Errorf("%d listing requests, tenants_seen %d; want 3 and 60", n, sum.TenantsSeen)
+	}
+	accountedFor(t, sum)
+}
+
+// A tenant listed twice (pages that overlap) counts once, is decided once and
+// written at most once.
+func TestSweepCountsARepeatedTenantOnce(t *testing.T) {
+	acr := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 3, Size: 120}})
+	all, want := acr.Sim.All(), driftingCount(acr.Sim.All())
+	acr.Sim.SetFaults(sim.Faults{OverlapPages: true})
+	r := newRunner(t, acr, policy.Rules{})
+	r.h.Sweeper.PageSize = 20
+	sum, err, _ := r.sweepOnce(t, `{}`)
+	if err != nil || sum.TenantsSeen != len(all) || sum.Changed != want {
+		t.Fatalf("tenants_seen %d changed %d (%v); want %d and %d", sum.TenantsSeen, sum.Changed, err, len(all), want)
+	}
+	if puts := acr.Sim.Count(http.MethodPut, "/mfa/status"); puts != want {
+		t.Errorf("%d PUTs for %d drifting tenants", puts, want)
+	}
+	accountedFor(t, sum)
+}
+
+// A child listed before its parent under an exclusion is checked through its
+// ancestry before anything is written: the exclusion never fails open.
+func TestSweepExclusionHoldsForAChildListedEarly(t *testing.T) {
+	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
+	acr.Sim.SetFaults(sim.Faults{ListEarly: []string{testkit.Foldered}})
+	r := newRunner(t, acr, policy.Rules{Excluded: policy.NewExclusions([]string{testkit.PartnerB})})
+	sum, err, _ := r.sweepOnce(t, `{}`)
+	if err != nil || mfaOnNow(t, acr, testkit.Foldered) || sum.SkippedExcluded != 5 {
+		t.Fatalf("%+v, %v; Foldered on: %v", sum, err, mfaOnNow(t, acr, testkit.Foldered))
+	}
+	// The walk up from Foldered read its parent, once.
+	if n := acr.Sim.Count(http.MethodGet, "/tenants/"+testkit.Folder); n != 1 {
+		t.Errorf("the folder was read %d times, want 1", n)
+	}
+	accountedFor(t, sum)
+}
+
+// A write answered 204, or 200 without a body, is a success: sent once, then
+// the state read once to report it.
+func TestSweepTakesAnEmptyAnswerToAWriteAsSuccess(t *testing.T) {
+	for _, status := range []int{http.StatusOK, http.StatusNoContent} {
+		acr := testkit.NewFixture(t, testkit.AcronisOptions{})
+		want := driftingCount(acr.Sim.All())
+		acr.Sim.SetFaults(sim.Faults{EmptyWriteStatus: status})
+		sum, err, emf := newRunner(t, acr, policy.Rules{}).sweepOnce(t, `{}`)
+		puts := acr.Sim.Count(http.MethodPut, "/mfa/status")
+		if err != nil || sum.Changed != want || sum.Failed != 0 || puts != want {
+			t.Fatalf("%d: changed %d failed %d, %d PUTs (%v); want %d changes, one PUT each", status, sum.Changed, sum.Failed, puts, err, want)
+		}
+		// The token and one listing; per change a confirming read, the write
+		// and the read that reports it; the locked tenant's confirming read.
+		if n := emf.Metrics["AcronisRequests"]; n != float64(2+3*want+1) {
+			t.Errorf("%d: %v Acronis requests, want %d", status, n, 2+3*want+1)
+		}
+	}
+}
+
+func mfaOnNow(t *testing.T, acr *testkit.Acronis, id string) bool {
+	t.Helper()
+	tn, ok := acr.Sim.Get(id)
+	if !ok {
+		t.Fatalf("no tenant %s", id)
+	}
+	return tenant.MFAOn(tn.MFAStatus)
+}

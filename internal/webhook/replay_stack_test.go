@@ -1,0 +1,150 @@
+//go:build integration
+
+package webhook_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/app"
+	"acronismfa/internal/config"
+	"acronismfa/internal/testkit"
+)
+
+// replayStack is the webhook as production wires it, twice (two Lambda
+// instances), sharing one state table in moto.
+type replayStack struct {
+	acr       *testkit.Acronis
+	instances [2]app.Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse]
+}
+
+func newReplayStack(t *testing.T, table string) *replayStack {
+	t.Helper()
+	s := &replayStack{acr: testkit.NewFixture(t, testkit.AcronisOptions{})}
+	m := testkit.NewMoto(t)
+	m.Setenv(t)
+	st, err := testkit.NewStack(t.Context(), m, s.acr.CredentialsJSON(), keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testkit.CreateStateTable(t.Context(), st.AWS, "state"); err != nil {
+		t.Fatal(err)
+	}
+	env := st.Env("webhook", map[string]string{"STATE_TABLE": table})
+	for i := range s.instances {
+		d, err := app.Init(t.Context(), config.Webhook, func(k string) string { return env[k] }, testkit.NewOutput(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.instances[i], err = app.Webhook(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func (s *replayStack) call(t *testing.T, instance int, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	resp, err := s.instances[instance](t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestReplayRecordsAcrossInstances(t *testing.T) {
+	s := newReplayStack(t, "state")
+	req := testkit.WebhookRequest(keyA, time.Now(), http.MethodPut, testkit.OffCustomer, `{"enabled": true}`)
+	first := s.call(t, 0, req)
+	if first.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d %s", first.StatusCode, first.Body)
+	}
+	sent := len(s.acr.Sim.Requests())
+
+	retry := s.call(t, 1, req)
+	if retry.StatusCode != first.StatusCode || retry.Body != first.Body || len(s.acr.Sim.Requests()) != sent {
+		t.Errorf("retry on the other instance: %d %s, %d Acronis requests; want the first answer again and none",
+			retry.StatusCode, retry.Body, len(s.acr.Sim.Requests())-sent)
+	}
+
+	// The signature does not cover the path: the captured request, replayed
+	// on another tenant's route, on an instance that never saw it.
+	replay := with(req, func(r *events.APIGatewayV2HTTPRequest) {
+		r.RawPath = "/tenants/" + testkit.Contoso + "/mfa"
+		r.RequestContext.HTTP.Path = r.RawPath
+	})
+	if resp := s.call(t, 1, replay); resp.StatusCode != http.StatusUnauthorized || len(s.acr.Sim.Requests()) != sent {
+		t.Errorf("replay on another route: %d %s", resp.StatusCode, resp.Body)
+	}
+	for _, change := range []func(*events.APIGatewayV2HTTPRequest){
+		func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.HTTP.Method = http.MethodGet },
+	} {
+		if resp := s.call(t, 0, with(req, change)); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("replay with another method: %d %s", resp.StatusCode, resp.Body)
+		}
+	}
+}
+
+// Concurrent duplicates of one request, on both instances: exactly one
+// reaches Acronis; the others get 409 request_in_progress or the first answer.
+func TestReplayConcurrentDuplicates(t *testing.T) {
+	s := newReplayStack(t, "state")
+	req := testkit.WebhookRequest(keyA, time.Now(), http.MethodPut, testkit.Contoso, `{"enabled": true}`)
+	const n = 8
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { statuses[i] = s.call(t, i%2, req).StatusCode })
+	}
+	wg.Wait()
+	if puts := s.acr.Sim.Count(http.MethodPut, "/mfa/status"); puts != 1 {
+		t.Errorf("%d PUTs reached Acronis, want exactly 1", puts)
+	}
+	ok := 0
+	for _, st := range statuses {
+		switch st {
+		case http.StatusOK:
+			ok++
+		case http.StatusConflict:
+		default:
+			t.Errorf("status %d among duplicates", st)
+		}
+	}
+	if ok == 0 {
+		t.Errorf("statuses %v: nobody got the answer", statuses)
+	}
+}
+
+// The table unreachable: 503 unavailable, nothing sent to Acronis.
+func TestReplayTableDownFailsClosed(t *testing.T) {
+	s := newReplayStack(t, "missing-table")
+	resp := s.call(t, 0, testkit.WebhookRequest(keyA, time.Now(), http.MethodPut, testkit.OffCustomer, `{"enabled": true}`))
+	var body struct{ Error struct{ Code string } }
+	_ = json.Unmarshal([]byte(resp.Body), &body)
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Error.Code != "unavailable" || resp.Headers["Retry-After"] == "" {
+		t.Errorf("%d %s %v", resp.StatusCode, resp.Body, resp.Headers)
+	}
+	if n := s.acr.Sim.Count(http.MethodPut, "/mfa/status") + s.acr.Sim.Count(http.MethodGet, "/mfa/status"); n != 0 {
+		t.Errorf("%d requests reached Acronis", n)
+	}
+}
+
+// An answer that asks for a retry is not kept: the retry is served afresh.
+func TestReplayRetryableAnswerIsNotKept(t *testing.T) {
+	s := newReplayStack(t, "state")
+	req := testkit.WebhookRequest(keyA, time.Now(), http.MethodGet, testkit.OffCustomer, "")
+	s.acr.Sim.SetFaults(sim.Faults{FailTenants: map[string]int{testkit.OffCustomer: http.StatusInternalServerError}})
+	if resp := s.call(t, 0, req); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("first: %d %s", resp.StatusCode, resp.Body)
+	}
+	s.acr.Sim.SetFaults(sim.Faults{})
+	if resp := s.call(t, 1, req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry: %d %s", resp.StatusCode, resp.Body)
+	}
+}
