@@ -29,13 +29,13 @@ type Deps struct {
 	Out     io.Writer // stdout: logs and EMF documents
 }
 
-// trigger names what invokes each function, as the logs' and metrics' Trigger.
-var trigger = map[config.Function]string{config.Webhook: "http", config.Worker: "sqs", config.Sweep: "schedule"}
+// sources names each function in its logs and metrics.
+var sources = map[config.Function]telemetry.Source{config.Webhook: telemetry.Webhook, config.Worker: telemetry.Worker, config.Sweep: telemetry.Sweep}
 
 // Init loads the configuration of fn through getenv and builds its dependencies.
 // The logger is there even when the error is not, to say why.
 func Init(ctx context.Context, fn config.Function, getenv func(string) string, out io.Writer) (*Deps, error) {
-	logger := telemetry.NewLogger(out, string(fn), trigger[fn], telemetry.LevelFromEnv(getenv))
+	logger := telemetry.NewLogger(out, sources[fn].Function, sources[fn].Trigger, telemetry.LevelFromEnv(getenv))
 	cfg, err := config.Load(fn, getenv)
 	if err != nil {
 		return &Deps{Logger: logger}, err

@@ -23,7 +23,7 @@ func report(t *testing.T, acr *testkit.Acronis, res enforce.Result, dryRun bool)
 	t.Helper()
 	out := testkit.NewOutput(nil)
 	enforce.Audit(t.Context(), telemetry.NewLogger(out, "worker", "sqs", slog.LevelInfo), res, "sweep-1", dryRun)
-	m := telemetry.NewMetrics("AcronisMFA/Test", "worker", "sqs")
+	m := telemetry.NewMetrics("AcronisMFA/Test", telemetry.Worker)
 	enforce.Count(m, res)
 	enforce.CountRequests(m, acr.Client.Stats())
 	if err := m.Write(out, testkit.Epoch); err != nil {

@@ -49,7 +49,7 @@ var ErrDryRunOverride = errors.New(`override "dry_run": false refused: DRY_RUN=t
 
 // Handle parses the invocation input, sweeps, and reports the summary.
 func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, error) {
-	metrics := telemetry.NewMetrics(h.Namespace, "sweep", "schedule")
+	metrics := telemetry.NewMetrics(h.Namespace, telemetry.Sweep)
 	before := h.Acronis.Stats()
 	sum, run, err := h.sweep(ctx, input)
 	full := err == nil || errors.Is(err, ErrIncomplete)

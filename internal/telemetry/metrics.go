@@ -41,6 +41,15 @@ var counters = [...]string{
 	MetricAcronisErrors, MetricTenantsInGrace, MetricTenantsNotified,
 }
 
+// Counters lists the counts every invocation's document carries.
+func Counters() []string { return slices.Clone(counters[:]) }
+
+// SweepOnly lists the metrics only a sweep's document carries (CompliancePercent
+// and ReportFailures, full sweeps only).
+func SweepOnly() []string {
+	return []string{MetricSweepDurationMs, MetricCompliancePercent, MetricReportFailures}
+}
+
 // Metrics collects one invocation's metrics. Its methods are safe for concurrent
 // use, so a sweep's workers count into one Metrics.
 type Metrics struct {
@@ -55,11 +64,24 @@ type Metrics struct {
 	}
 }
 
-// NewMetrics returns empty metrics for one invocation of function (the Function
-// dimension) started by trigger (the Trigger dimension), to be published in the
-// CloudWatch namespace.
-func NewMetrics(namespace, function, trigger string) *Metrics {
-	m := &Metrics{namespace: namespace, function: function, trigger: trigger}
+// Source is a function and what invokes it: the Function and Trigger
+// dimensions of its metrics and the keys of its log lines.
+type Source struct{ Function, Trigger string }
+
+// The functions of the stack, as their logs and metrics name them.
+var (
+	Webhook = Source{Function: "webhook", Trigger: "http"}
+	Worker  = Source{Function: "worker", Trigger: "sqs"}
+	Sweep   = Source{Function: "sweep", Trigger: "schedule"}
+)
+
+// Sources lists every function that emits metrics.
+func Sources() []Source { return []Source{Webhook, Worker, Sweep} }
+
+// NewMetrics returns empty metrics for one invocation of src, to be published
+// in the CloudWatch namespace.
+func NewMetrics(namespace string, src Source) *Metrics {
+	m := &Metrics{namespace: namespace, function: src.Function, trigger: src.Trigger}
 	m.durationMs.Store(-1)
 	return m
 }

@@ -74,7 +74,7 @@ func TestMetricsWrite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := NewMetrics("AcronisMFA", tt.function, tt.trigger)
+			m := NewMetrics("AcronisMFA", Source{tt.function, tt.trigger})
 			tt.record(m)
 			e := document(t, m, now)
 			if e.Namespace != "AcronisMFA" || e.Dimension("Function") != tt.function || e.Dimension("Trigger") != tt.trigger {
@@ -114,7 +114,7 @@ func TestMetricsWrite(t *testing.T) {
 // A sweep's workers count into one Metrics while the document may be written.
 func TestMetricsConcurrentAdd(t *testing.T) {
 	const workers, perWorker = 16, 1000
-	m := NewMetrics("AcronisMFA", "sweep", "schedule")
+	m := NewMetrics("AcronisMFA", Sweep)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -137,7 +137,7 @@ func TestMetricsConcurrentAdd(t *testing.T) {
 
 // A misspelt metric name would silently vanish from dashboards; it panics instead.
 func TestMetricsUnknownNamePanics(t *testing.T) {
-	m := NewMetrics("AcronisMFA", "worker", "sqs")
+	m := NewMetrics("AcronisMFA", Worker)
 	for _, name := range []string{"TenantChecked", MetricSweepDurationMs} {
 		func() {
 			defer func() {

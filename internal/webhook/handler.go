@@ -83,7 +83,7 @@ type apiError struct {
 // Handle answers one API Gateway HTTP API (payload 2.0) request.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	start := h.Now()
-	metrics := telemetry.NewMetrics(h.Namespace, "webhook", "http")
+	metrics := telemetry.NewMetrics(h.Namespace, telemetry.Webhook)
 	before := h.Acronis.Stats()
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc

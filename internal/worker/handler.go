@@ -68,7 +68,7 @@ func (b *batch) fail(messageID string) {
 // Handle enforces every message of the batch and lists those that failed or
 // could not be parsed, so that SQS retries them and finally dead-letters them.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	b := &batch{Handler: h, metrics: telemetry.NewMetrics(h.Namespace, "worker", "sqs")}
+	b := &batch{Handler: h, metrics: telemetry.NewMetrics(h.Namespace, telemetry.Worker)}
 	before := h.Acronis.Stats()
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc

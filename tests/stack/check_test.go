@@ -13,6 +13,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"acronismfa/internal/sweep"
+	"acronismfa/internal/telemetry"
 )
 
 const (
@@ -31,12 +34,13 @@ type lambdaFunction struct {
 var functions = []lambdaFunction{
 	{id: "WebhookFunction", dir: "webhook", env: []string{"WEBHOOK_SECRET_ID"}},
 	{id: "WorkerFunction", dir: "worker"},
-	{id: "SweepFunction", dir: "sweep", env: []string{"ENFORCE_QUEUE_URL", "SWEEP_CONCURRENCY", "SWEEP_INLINE_LIMIT"}},
+	{id: "SweepFunction", dir: "sweep", env: []string{"ENFORCE_QUEUE_URL", "SWEEP_CONCURRENCY", "SWEEP_INLINE_LIMIT", "REPORT_BUCKET", "REPORT_PREFIX"}},
 }
 
 // commonEnv is what every function reads; any variable beyond these and the
 // functions' own is one that no function reads, a typo.
-var commonEnv = []string{"ACRONIS_SECRET_ID", "MFA_DESIRED_STATE", "MFA_ALLOW_DISABLE", "DRY_RUN", "ROOT_TENANT_ID", "EXCLUDED_TENANT_IDS", "METRICS_NAMESPACE"}
+var commonEnv = []string{"ACRONIS_SECRET_ID", "MFA_DESIRED_STATE", "MFA_ALLOW_DISABLE", "DRY_RUN", "ROOT_TENANT_ID",
+	"EXCLUDED_TENANT_IDS", "METRICS_NAMESPACE", "ROLLOUT_GRACE_DAYS", "STATE_TABLE", "NOTIFY_TOPIC_ARN"}
 
 // A scenario is one way to deploy the stack; the checks run for each, since
 // conditions change what the functions read and may read.
@@ -57,6 +61,7 @@ var scenarios = []scenario{
 			"WebhookSecretArn": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:webhook-GhIjKl",
 			"AlarmTopicArn":    "arn:aws:sns:eu-central-1:123456789012:ops",
 			"MfaDesiredState":  "disabled", "MfaAllowDisable": "true", "DryRun": "false",
+			"WatchSchedule": "off", "RolloutGraceDays": "7.5", "NoticeEmail": "ops@example.com",
 		},
 		acronisSecret: "arn:aws:secretsmanager:eu-central-1:123456789012:secret:acronis-AbCdEf",
 		webhookSecret: "arn:aws:secretsmanager:eu-central-1:123456789012:secret:webhook-GhIjKl",
@@ -186,6 +191,9 @@ func checkScenario(e *evaluation, sc scenario, report reporter) {
 	checkIAM(sc, fns, report)
 	checkEventBus(e, report)
 	checkAlarms(e, sc, fns, report)
+	checkState(e, report)
+	checkReports(e, report)
+	checkDashboard(e, fns, report)
 }
 
 // checkFunction: runtime, environment and logging of one function.
@@ -219,7 +227,8 @@ func checkFunction(e *evaluation, sc scenario, f lambdaFunction, p map[string]an
 		}
 	}
 	want := map[string]string{"ACRONIS_SECRET_ID": sc.acronisSecret, "MFA_DESIRED_STATE": e.params["MfaDesiredState"],
-		"MFA_ALLOW_DISABLE": e.params["MfaAllowDisable"], "DRY_RUN": e.params["DryRun"]}
+		"MFA_ALLOW_DISABLE": e.params["MfaAllowDisable"], "DRY_RUN": e.params["DryRun"],
+		"ROLLOUT_GRACE_DAYS": e.params["RolloutGraceDays"], "STATE_TABLE": "ref:StateTable", "NOTIFY_TOPIC_ARN": "ref:NoticeTopic"}
 	switch f.id {
 	case "WebhookFunction":
 		want["WEBHOOK_SECRET_ID"] = sc.webhookSecret
@@ -227,6 +236,8 @@ func checkFunction(e *evaluation, sc scenario, f lambdaFunction, p map[string]an
 		want["ENFORCE_QUEUE_URL"] = "ref:EnforceQueue" // Ref of a queue is its URL
 		want["SWEEP_CONCURRENCY"] = e.params["SweepConcurrency"]
 		want["SWEEP_INLINE_LIMIT"] = e.params["SweepInlineLimit"]
+		want["REPORT_BUCKET"] = "ref:ReportBucket"
+		want["REPORT_PREFIX"] = reportPrefix
 	}
 	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if v, ok := vars[k]; ok && str(v) != want[k] {
@@ -315,32 +326,39 @@ func checkEvents(e *evaluation, fns map[string]map[string]any, report reporter) 
 			report("SweepFunction: EventInvokeConfig.MaximumRetryAttempts %q, want 0: Lambda would re-run a failed sweep twice", n)
 		}
 		evs := eventsOf(p)
-		if len(evs) != 1 {
-			report("SweepFunction: %d events, want exactly one schedule", len(evs))
-		}
+		full, watch := 0, 0
 		for name, ev := range evs {
 			props := asMap(ev["Properties"])
 			if ev["Type"] != "ScheduleV2" && ev["Type"] != "Schedule" {
 				report("SweepFunction: event %s is %v, want a schedule", name, ev["Type"])
 				continue
 			}
-			if got := str(props["ScheduleExpression"]); got != e.params["SweepSchedule"] {
-				report("SweepFunction: event %s ScheduleExpression %q, want the SweepSchedule parameter", name, got)
+			// The sweep's own parser says whether it takes the input.
+			o, err := sweep.ParseInput([]byte(str(props["Input"])))
+			if err != nil {
+				report("SweepFunction: event %s Input %q: the sweep refuses it: %v", name, str(props["Input"]), err)
+				continue
 			}
-			if in, ok := props["Input"]; ok {
-				var overrides map[string]any
-				if err := json.Unmarshal([]byte(str(in)), &overrides); err != nil {
-					report("SweepFunction: event %s Input %q is not a JSON object: %v", name, str(in), err)
+			expr, state := str(props["ScheduleExpression"]), str(props["State"])
+			switch {
+			case o.UpdatedWithin == 0:
+				full++
+				if expr != e.params["SweepSchedule"] || state == "DISABLED" {
+					report("SweepFunction: event %s ScheduleExpression %q (%s), want the SweepSchedule parameter", name, expr, state)
 				}
-				for k := range overrides {
-					if k != "dry_run" && k != "root_tenant_id" {
-						report("SweepFunction: event %s Input has %q, which the sweep does not accept", name, k)
-					}
+			default:
+				watch++
+				on := e.params["WatchSchedule"] != "off"
+				if on && (expr != e.params["WatchSchedule"] || state != "ENABLED") || !on && state != "DISABLED" {
+					report("SweepFunction: event %s ScheduleExpression %q (%s), want the WatchSchedule parameter, or DISABLED when it is off", name, expr, state)
 				}
 			}
 			if ev["Type"] == "ScheduleV2" && props["Name"] == nil && props["OmitName"] != true {
 				report("SweepFunction: event %s: set OmitName: true (or a Name with the stack name), else SAM names the schedule by its logical id and two stacks collide in one account", name)
 			}
+		}
+		if full != 1 || watch != 1 {
+			report("SweepFunction: %d full sweep and %d watch schedules, want one of each", full, watch)
 		}
 	}
 }
@@ -388,12 +406,34 @@ func checkQueues(e *evaluation, worker map[string]any, report reporter) {
 
 // checkIAM: each function may do exactly what it needs, on exactly what it
 // needs it on, through inline statements that can be checked here.
+// reportPrefix is where the sweep writes its reports, and all it may write.
+const reportPrefix = "reports/"
+
+// checkIAM: each function may do exactly what its code calls, on exactly the
+// resources it calls it on (docs/reference.md, State table and Compliance
+// reports name the calls).
 func checkIAM(sc scenario, fns map[string]map[string]any, report reporter) {
-	want := map[string]map[string][]string{
-		"WebhookFunction": {"secretsmanager:GetSecretValue": slices.Sorted(slices.Values([]string{sc.acronisSecret, sc.webhookSecret}))},
-		"WorkerFunction":  {"secretsmanager:GetSecretValue": {sc.acronisSecret}},
-		"SweepFunction":   {"secretsmanager:GetSecretValue": {sc.acronisSecret}, "sqs:SendMessage": {"getatt:EnforceQueue.Arn"}},
+	table, topic, reports := []string{"getatt:StateTable.Arn"}, []string{"ref:NoticeTopic"}, []string{"getatt:ReportBucket.Arn/" + reportPrefix + "*"}
+	state := func(actions ...string) map[string][]string {
+		m := map[string][]string{}
+		for _, a := range actions {
+			m["dynamodb:"+a] = table
+		}
+		return m
 	}
+	webhook := state("DeleteItem", "GetItem", "PutItem", "UpdateItem")
+	webhook["secretsmanager:GetSecretValue"] = slices.Sorted(slices.Values([]string{sc.acronisSecret, sc.webhookSecret}))
+	worker := state("BatchGetItem", "DeleteItem", "GetItem", "PutItem", "UpdateItem")
+	worker["secretsmanager:GetSecretValue"] = []string{sc.acronisSecret}
+	worker["sns:Publish"] = topic
+	sweep := state("BatchGetItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem")
+	sweep["secretsmanager:GetSecretValue"] = []string{sc.acronisSecret}
+	sweep["sns:Publish"] = topic
+	sweep["sqs:SendMessage"] = []string{"getatt:EnforceQueue.Arn"}
+	for _, a := range []string{"s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"} {
+		sweep[a] = reports
+	}
+	want := map[string]map[string][]string{"WebhookFunction": webhook, "WorkerFunction": worker, "SweepFunction": sweep}
 	for id, p := range fns {
 		got := map[string][]string{} // action -> resources
 		for i, pol := range asList(p["Policies"]) {
@@ -422,7 +462,9 @@ func checkIAM(sc scenario, fns map[string]map[string]any, report reporter) {
 				report("%s: wildcard action %q", id, action)
 			}
 			for _, r := range got[action] {
-				if strings.Contains(r, "*") {
+				// Objects are named by key: a wildcard below the report prefix is
+				// the one that may stand.
+				if strings.Contains(strings.TrimSuffix(r, "/"+reportPrefix+"*"), "*") {
 					report("%s: %s on wildcard resource %q", id, action, r)
 				}
 			}
@@ -535,6 +577,9 @@ func checkAlarms(e *evaluation, sc scenario, fns map[string]map[string]any, repo
 	if !find(str(ns), "TenantsFailed", map[string]string{"Function": "sweep", "Trigger": "schedule"}) {
 		report("no alarm on TenantsFailed > 0 in namespace %s with dimensions Function=sweep, Trigger=schedule (what the sweep emits)", ns)
 	}
+	if !find(str(ns), telemetry.MetricReportFailures, map[string]string{"Function": "sweep", "Trigger": "schedule"}) {
+		report("no alarm on ReportFailures > 0 in namespace %s: a report that cannot be written would go unnoticed", ns)
+	}
 	for id, p := range alarms {
 		for _, key := range []string{"AlarmActions", "OKActions"} {
 			got, ok := p[key]
@@ -545,6 +590,143 @@ func checkAlarms(e *evaluation, sc scenario, fns map[string]map[string]any, repo
 			case sc.alarmActions != nil && !reflect.DeepEqual(asList(got), sc.alarmActions):
 				report("%s: %s %v, want the AlarmTopicArn %v", id, key, got, sc.alarmActions)
 			}
+		}
+	}
+}
+
+// checkState: the state table is on demand, expires items by their
+// expires_at, can be restored to a point in time, and has the keys the code
+// writes; the notice topic is encrypted.
+func checkState(e *evaluation, report reporter) {
+	r := e.t.Resources["StateTable"]
+	if r.Type != "AWS::DynamoDB::Table" {
+		report("StateTable: no AWS::DynamoDB::Table of that name")
+		return
+	}
+	p := asMap(e.Eval(r.Properties))
+	if str(p["BillingMode"]) != "PAY_PER_REQUEST" {
+		report("StateTable: BillingMode %q, want PAY_PER_REQUEST (on demand)", str(p["BillingMode"]))
+	}
+	if ttl := asMap(p["TimeToLiveSpecification"]); str(ttl["AttributeName"]) != "expires_at" || ttl["Enabled"] != true {
+		report("StateTable: TimeToLiveSpecification %v, want expires_at enabled", ttl)
+	}
+	if asMap(p["PointInTimeRecoverySpecification"])["PointInTimeRecoveryEnabled"] != true {
+		report("StateTable: point-in-time recovery is off")
+	}
+	keys := map[string]string{}
+	for _, k := range asList(p["KeySchema"]) {
+		keys[str(asMap(k)["AttributeName"])] = str(asMap(k)["KeyType"])
+	}
+	if !maps.Equal(keys, map[string]string{"pk": "HASH", "sk": "RANGE"}) {
+		report("StateTable: KeySchema %v, want pk HASH and sk RANGE", keys)
+	}
+	if t := e.t.Resources["NoticeTopic"]; t.Type != "AWS::SNS::Topic" || str(asMap(e.Eval(t.Properties))["KmsMasterKeyId"]) == "" {
+		report("NoticeTopic: want an AWS::SNS::Topic encrypted with a KMS key")
+	}
+}
+
+// checkReports: the report bucket is encrypted, closed to the public, reached
+// over TLS only, and forgets old reports after the parameter's days.
+func checkReports(e *evaluation, report reporter) {
+	r := e.t.Resources["ReportBucket"]
+	if r.Type != "AWS::S3::Bucket" {
+		report("ReportBucket: no AWS::S3::Bucket of that name")
+		return
+	}
+	p := asMap(e.Eval(r.Properties))
+	if len(asList(asMap(p["BucketEncryption"])["ServerSideEncryptionConfiguration"])) == 0 {
+		report("ReportBucket: no BucketEncryption")
+	}
+	pab := asMap(p["PublicAccessBlockConfiguration"])
+	for _, k := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
+		if pab[k] != true {
+			report("ReportBucket: PublicAccessBlockConfiguration.%s is not true", k)
+		}
+	}
+	expires := false
+	for _, rule := range asList(asMap(p["LifecycleConfiguration"])["Rules"]) {
+		m := asMap(rule)
+		if str(m["Status"]) == "Enabled" && str(m["Prefix"]) == reportPrefix && str(m["ExpirationInDays"]) == e.params["ReportRetentionDays"] {
+			expires = true
+		}
+	}
+	if !expires {
+		report("ReportBucket: no enabled lifecycle rule expiring %s after ReportRetentionDays", reportPrefix)
+	}
+	tlsOnly := false
+	for _, res := range e.t.Resources {
+		if res.Type != "AWS::S3::BucketPolicy" || str(asMap(e.Eval(res.Properties))["Bucket"]) != "ref:ReportBucket" {
+			continue
+		}
+		for _, st := range asList(asMap(asMap(e.Eval(res.Properties))["PolicyDocument"])["Statement"]) {
+			m := asMap(st)
+			cond := asMap(asMap(m["Condition"])["Bool"])
+			if str(m["Effect"]) == "Deny" && str(cond["aws:SecureTransport"]) == "false" {
+				tlsOnly = true
+			}
+		}
+	}
+	if !tlsOnly {
+		report("ReportBucket: no bucket policy denying requests without TLS (aws:SecureTransport false)")
+	}
+}
+
+// checkDashboard: every metric of the functions' namespace that the dashboard
+// shows is one they emit, with the dimensions they emit it with, by the code's
+// own names; and it shows what an operator watches.
+func checkDashboard(e *evaluation, fns map[string]map[string]any, report reporter) {
+	r := e.t.Resources["Dashboard"]
+	if r.Type != "AWS::CloudWatch::Dashboard" {
+		report("Dashboard: no AWS::CloudWatch::Dashboard of that name")
+		return
+	}
+	var body struct {
+		Widgets []struct {
+			Properties struct {
+				Metrics [][]any `json:"metrics"`
+			} `json:"properties"`
+		} `json:"widgets"`
+	}
+	if err := json.Unmarshal([]byte(str(asMap(e.Eval(r.Properties))["DashboardBody"])), &body); err != nil {
+		report("Dashboard: DashboardBody is not JSON: %v", err)
+		return
+	}
+	ns := str(cmpOr(asMap(asMap(fns["SweepFunction"]["Environment"])["Variables"])["METRICS_NAMESPACE"], "AcronisMFA"))
+	shown := map[string]bool{}
+	for _, w := range body.Widgets {
+		for _, m := range w.Properties.Metrics {
+			if len(m) < 2 {
+				continue
+			}
+			namespace, name := fmt.Sprint(m[0]), fmt.Sprint(m[1])
+			shown[namespace+" "+name] = true
+			if namespace != ns {
+				continue
+			}
+			dims := map[string]string{}
+			for i := 2; i+1 < len(m); i += 2 {
+				if k, ok := m[i].(string); ok {
+					dims[k] = fmt.Sprint(m[i+1])
+				}
+			}
+			src := telemetry.Source{Function: dims["Function"], Trigger: dims["Trigger"]}
+			switch {
+			case len(dims) != 2 || !slices.Contains(telemetry.Sources(), src):
+				report("Dashboard: %s with dimensions %v, which no function emits (Function and Trigger of %v)", name, dims, telemetry.Sources())
+			case !slices.Contains(telemetry.Counters(), name) && !(src == telemetry.Sweep && slices.Contains(telemetry.SweepOnly(), name)):
+				report("Dashboard: %s from %s, which %s does not emit", name, src.Function, src.Function)
+			}
+		}
+	}
+	for _, want := range []string{telemetry.MetricCompliancePercent, telemetry.MetricTenantsChanged, telemetry.MetricTenantsFailed,
+		telemetry.MetricTenantsInGrace, telemetry.MetricUsersWithoutTotp, telemetry.MetricAcronisRequests, telemetry.MetricAcronisThrottled} {
+		if !shown[ns+" "+want] {
+			report("Dashboard: does not show %s", want)
+		}
+	}
+	for _, want := range []string{"AWS/SQS ApproximateNumberOfMessagesVisible", "AWS/Lambda Errors"} {
+		if !shown[want] {
+			report("Dashboard: does not show %s", want)
 		}
 	}
 }

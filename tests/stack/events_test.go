@@ -161,7 +161,7 @@ func TestWorkerEvent(t *testing.T) {
 	}
 }
 
-// TestSweepEvents: the three inputs a sweep gets (docs/reference.md, Sweep).
+// TestSweepEvents: the inputs a sweep gets (docs/reference.md, Sweep).
 func TestSweepEvents(t *testing.T) {
 	var classic map[string]any
 	readEvent(t, "sweep-scheduled.json", &classic)
@@ -169,16 +169,18 @@ func TestSweepEvents(t *testing.T) {
 		!reflect.DeepEqual(classic["detail"], map[string]any{}) {
 		t.Errorf("sweep-scheduled.json is not a classic schedule event with detail {}: %v", classic)
 	}
-	var bare, dry map[string]any
+	var bare, watch, dry map[string]any
 	readEvent(t, "sweep-scheduler.json", &bare)
 	if bare == nil || len(bare) != 0 {
 		t.Errorf("sweep-scheduler.json is %v, want {}", bare)
 	}
-	// It is exactly what the template's schedule sends.
+	readEvent(t, "sweep-watch.json", &watch)
+	// They are exactly what the template's two schedules send.
+	samples := map[string]map[string]any{"Schedule": bare, "Watch": watch}
 	for name, ev := range eventsOf(evaluate(t).function("SweepFunction")) {
 		var in map[string]any
-		if err := json.Unmarshal([]byte(str(asMap(ev["Properties"])["Input"])), &in); err != nil || !reflect.DeepEqual(in, bare) {
-			t.Errorf("schedule %s Input %v differs from events/sweep-scheduler.json (%v)", name, asMap(ev["Properties"])["Input"], err)
+		if err := json.Unmarshal([]byte(str(asMap(ev["Properties"])["Input"])), &in); err != nil || !reflect.DeepEqual(in, samples[name]) {
+			t.Errorf("schedule %s Input %v differs from its sample (%v) in events/", name, asMap(ev["Properties"])["Input"], err)
 		}
 	}
 	readEvent(t, "sweep-dry-run.json", &dry)
