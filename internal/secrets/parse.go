@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"encoding/base64"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -55,8 +56,8 @@ func ParseAcronis(secretString string) (acronis.Credentials, error) {
 			return acronis.Credentials{}, err
 		}
 	}
-	if c.BaseURL, err = normaliseBaseURL(c.BaseURL); err != nil {
-		return acronis.Credentials{}, err
+	if c.BaseURL, err = NormaliseBaseURL(c.BaseURL); err != nil {
+		return acronis.Credentials{}, malformed("base_url " + err.Error())
 	}
 	return c, nil
 }
@@ -135,11 +136,12 @@ func stringField(fields map[string]json.RawMessage, name string) (string, error)
 	return v, nil
 }
 
-// normaliseBaseURL turns an operator's data center URL into scheme://host[:port].
+// NormaliseBaseURL turns an operator's data center URL into scheme://host[:port].
 // Only https leaves the machine: client credentials and tokens must not cross a
-// network in clear text, so plain http is for local simulators alone.
-func normaliseBaseURL(raw string) (string, error) {
-	bad := func(reason string) error { return malformed("base_url " + reason + ": " + baseURLAccepts) }
+// network in clear text, so plain http is for local simulators alone. The
+// error says what is wrong with the URL, never what it holds.
+func NormaliseBaseURL(raw string) (string, error) {
+	bad := func(reason string) error { return errors.New(reason + ": " + baseURLAccepts) }
 	raw = strings.TrimSpace(raw)
 	if strings.ContainsAny(raw, "?#") {
 		return "", bad(reasonExtras)

@@ -20,6 +20,7 @@ package secrets
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,3 +267,25 @@ func (s *Store) webhookKeys(ctx context.Context, secretID string, maxAge time.Du
 	}
 	return keys, nil
 }
+
+// Static is a credentials source that never changes: the command line's
+// ACRONIS_BASE_URL, ACRONIS_CLIENT_ID and ACRONIS_CLIENT_SECRET. Refresh has
+// nothing to re-read.
+type Static acronis.Credentials
+
+var _ acronis.CredentialSource = Static{}
+
+// Credentials returns the credentials.
+func (s Static) Credentials(context.Context) (acronis.Credentials, error) { return acronis.Credentials(s), nil }
+
+// Refresh returns the same credentials.
+func (s Static) Refresh(context.Context) (acronis.Credentials, error) { return acronis.Credentials(s), nil }
+
+// String redacts the client secret, as acronis.Credentials does.
+func (s Static) String() string { return acronis.Credentials(s).String() }
+
+// GoString redacts the client secret under %#v too.
+func (s Static) GoString() string { return s.String() }
+
+// LogValue redacts the client secret in structured logs.
+func (s Static) LogValue() slog.Value { return acronis.Credentials(s).LogValue() }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,13 +32,13 @@ func BenchmarkSweep(b *testing.B) {
 			spec := sim.TreeSpec{Seed: 1, Size: n - 1, Drift: 0.125}
 			for range b.N {
 				b.StopTimer()
-				env := testkit.NewAcronis(b, testkit.AcronisOptions{Tree: &spec, Client: acronis.Options{MaxInFlight: concurrency}, RealSleep: true})
-				want := expect(env.Sim.All(), nil, false)
+				acr := testkit.NewAcronis(b, testkit.AcronisOptions{Tree: &spec, Client: acronis.Options{MaxInFlight: concurrency}, RealSleep: true})
+				want := expect(acr.Sim.All(), acr.Sim.RootID(), false)
 				k := want.Changed + want.NotAllowed // drifting: each costs a GET, all but the locked a PUT
-				env.Sim.SetFaults(sim.Faults{Latency: latency})
-				s := newSweeper(env, policy.Rules{}, &audits{})
+				acr.Sim.SetFaults(sim.Faults{Latency: latency})
+				s := newSweeper(acr, policy.Rules{})
 				s.Concurrency = concurrency
-				root := env.Sim.RootID()
+				root := acr.Sim.RootID()
 				runtime.GC()
 				peak := sampleHeap()
 				b.StartTimer()
@@ -56,12 +55,7 @@ func BenchmarkSweep(b *testing.B) {
 				if sum.Changed != want.Changed || sum.Failed != 0 {
 					b.Fatalf("summary %+v, want %d changed and none failed", sum, want.Changed)
 				}
-				api := 0
-				for _, r := range env.Sim.Requests() {
-					if !strings.HasSuffix(r.Path, "/idp/token") {
-						api++
-					}
-				}
+				api := len(acr.Sim.Requests()) - acr.Sim.Count("POST", "/idp/token")
 				pages := (sum.TenantsSeen + 4999) / 5000
 				formula := pages + 2*k
 				bound := time.Duration(pages)*latency + time.Duration((2*k+concurrency-1)/concurrency)*latency
@@ -70,11 +64,11 @@ func BenchmarkSweep(b *testing.B) {
 				b.ReportMetric(wall.Seconds(), "wall-s")
 				b.ReportMetric(wall.Seconds()/bound.Seconds(), "wall/bound")
 				b.ReportMetric(float64(heapPeak-heapBase)/(1<<20), "sweep-heap-MB")
-				b.ReportMetric(float64(env.Sim.MaxInFlight()), "max-in-flight")
+				b.ReportMetric(float64(acr.Sim.MaxInFlight()), "max-in-flight")
 				b.Logf("N=%d K=%d: %d requests (ceil(N/5000)+2K = %d, ratio %.3f); wall %s (bound %s, ratio %.3f); "+
 					"at most %d in flight; peak heap %.1f MB above the %.1f MB of simulator and test",
 					sum.TenantsSeen, k, api, formula, float64(api)/float64(formula), wall.Round(time.Millisecond),
-					bound, wall.Seconds()/bound.Seconds(), env.Sim.MaxInFlight(),
+					bound, wall.Seconds()/bound.Seconds(), acr.Sim.MaxInFlight(),
 					float64(heapPeak-heapBase)/(1<<20), float64(heapBase)/(1<<20))
 			}
 		})

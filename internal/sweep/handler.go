@@ -52,13 +52,15 @@ func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, e
 	metrics := telemetry.NewMetrics(h.Namespace, telemetry.Sweep)
 	before := h.Acronis.Stats()
 	sum, run, err := h.sweep(ctx, input)
-	full := err == nil || errors.Is(err, ErrIncomplete)
-	if full && !run.Watch() {
+	// Compliance and the digest speak for the whole tree: a sweep that did not
+	// list it to the end has neither. Its report holds what it did see.
+	full := err == nil && !run.Watch()
+	if full {
 		p := sum.compliance()
 		sum.CompliancePercent = &p
 		metrics.SetCompliancePercent(p)
 	}
-	if full && !run.Watch() && h.Sweeper.NewReport != nil {
+	if (full || errors.Is(err, ErrIncomplete)) && !run.Watch() && h.Sweeper.NewReport != nil {
 		metrics.SetReportFailed(sum.Report == nil)
 		if sum.Report == nil {
 			h.Logger.ErrorContext(ctx, "report not written", "sweep_id", run.SweepID, "error", sum.ReportErr)
@@ -69,7 +71,7 @@ func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, e
 	if werr := metrics.Write(h.Out, h.Sweeper.Now()); werr != nil {
 		h.Logger.ErrorContext(ctx, "write metrics", "error", werr)
 	}
-	if full && !run.Watch() && !run.DryRun && h.Notifier != nil {
+	if full && !run.DryRun && h.Notifier != nil {
 		h.digest(ctx, run, sum)
 	}
 	if err != nil {

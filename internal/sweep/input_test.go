@@ -44,7 +44,8 @@ func TestParseInput(t *testing.T) {
 			want: sweep.Overrides{DryRun: &yes, RootTenantID: root}},
 		{name: "minimal event", in: `{"detail-type": "Scheduled Event", "detail": {}}`},
 
-		{name: "typo dryrun", in: `{"dryrun": true}`, wantErr: `unknown override "dryrun"`},
+		{name: "typo dryrun", in: `{"dryrun": true}`,
+			wantErr: `unknown override "dryrun": accepted are dry_run, root_tenant_id and updated_within_minutes`},
 		{name: "typo in detail", in: scheduled("Scheduled Event", `{"dryRun": true}`), wantErr: `unknown override "detail.dryRun"`},
 		{name: "key case matters", in: `{"DRY_RUN": true}`, wantErr: `unknown override "DRY_RUN"`},
 		{name: "dry_run string", in: `{"dry_run": "true"}`, wantErr: "dry_run must be a boolean, not a string"},
@@ -85,13 +86,14 @@ func TestParseInput(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseInput: %v", err)
 			}
-			if (got.DryRun == nil) != (tt.want.DryRun == nil) || got.DryRun != nil && *got.DryRun != *tt.want.DryRun || got.RootTenantID != tt.want.RootTenantID {
-				t.Errorf("ParseInput = %s, want %s", show(got), show(tt.want))
+			if g, w := show(got), show(tt.want); g != w {
+				t.Errorf("ParseInput = %s, want %s", g, w)
 			}
 		})
 	}
 }
 
+// show renders overrides with the value of DryRun, not its address.
 func show(o sweep.Overrides) string {
 	b, _ := json.Marshal(o)
 	return string(b)

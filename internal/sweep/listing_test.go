@@ -1,79 +1,43 @@
 package sweep_test
 
 import (
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
 	"acronismfa/internal/acronis/sim"
-	"acronismfa/internal/enforce"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/sweep"
-	"acronismfa/internal/telemetry"
 	"acronismfa/internal/tenant"
 	"acronismfa/internal/testkit"
 )
 
-// runner is the sweep function's handler over a simulated Acronis, with the
-// rollout's state and notices in memory and a fake clock, its stdout kept.
-type runner struct {
-	acr   *testkit.Acronis
-	clock *testkit.Clock
-	state *testkit.MemoryState
-	pub   *testkit.Publisher
-	out   *testkit.Output
-	h     *sweep.Handler
-}
-
-func newRunner(t *testing.T, acr *testkit.Acronis, rules policy.Rules) *runner {
+// newRunner is a rig whose ROOT_TENANT_ID is the client's own tenant, so that
+// finding the root costs no request in the counts.
+func newRunner(t *testing.T, acr *testkit.Acronis, rules policy.Rules) *rig {
 	t.Helper()
 	return newRunnerOn(t, acr, testkit.NewClock(), rules)
 }
 
-// newRunnerOn is newRunner on a given clock, which the simulator may share.
-func newRunnerOn(t *testing.T, acr *testkit.Acronis, clock *testkit.Clock, rules policy.Rules) *runner {
+func newRunnerOn(t *testing.T, acr *testkit.Acronis, clock *testkit.Clock, rules policy.Rules) *rig {
 	t.Helper()
-	r := &runner{acr: acr, clock: clock, pub: &testkit.Publisher{}, out: testkit.NewOutput(nil)}
-	r.state = testkit.NewMemoryState(r.clock.Now)
-	e := &enforce.Enforcer{API: acr.Client, Rules: rules, Leases: r.state}
-	if rules.Grace > 0 {
-		e.Rollout = &enforce.Rollout{Notices: r.state, Notifier: r.pub, Directory: acr.Client, Now: r.clock.Now}
-	}
-	r.h = &sweep.Handler{
-		Sweeper: sweep.Sweeper{Lister: acr.Client, Enforcer: e, Desired: true, Concurrency: 4, InlineLimit: 5000,
-			Notices: r.state, Now: r.clock.Now},
-		Acronis:      acr.Client,
-		RootTenantID: acr.Sim.RootID(), // as ROOT_TENANT_ID: no request to find it
-		DryRun:       rules.DryRun,
-		Notifier:     r.pub,
-		Logger:       telemetry.NewLogger(r.out, "sweep", "schedule", slog.LevelInfo),
-		Namespace:    "AcronisMFA/Test",
-		Out:          r.out,
-	}
+	r := newRigOn(acr, clock, rules)
+	r.h.RootTenantID = acr.Sim.RootID()
 	return r
 }
 
-// sweepOnce is one invocation with input; it returns the summary, the error,
-// and the invocation's EMF document.
-func (r *runner) sweepOnce(t *testing.T, input string) (sweep.Summary, error, testkit.EMF) {
+// sweepOnce is one invocation with input, checked as rig.run checks it.
+func (r *rig) sweepOnce(t *testing.T, input string) (sweep.Summary, testkit.EMF, error) {
 	t.Helper()
-	mark := r.out.Mark()
-	sum, err := r.h.Handle(t.Context(), json.RawMessage(input))
-	docs, perr := r.out.EMF(mark)
-	if perr != nil || len(docs) != 1 {
-		t.Fatalf("%d EMF documents (%v), want 1", len(docs), perr)
-	}
-	return sum, err, docs[0]
+	inv := r.run(t, t.Context(), input)
+	return inv.sum, inv.emf, inv.err
 }
 
 // accountedFor checks that every tenant seen is in exactly one bucket.
 func accountedFor(t *testing.T, s sweep.Summary) {
 	t.Helper()
-	if n := s.Compliant + s.Changed + s.WouldChange + s.SkippedInherited + s.SkippedDisabled + s.SkippedExcluded +
-		s.NotAllowed + s.Failed + s.FannedOut + s.InGrace; n != s.TenantsSeen {
+	if n := accounted(s); n != s.TenantsSeen {
 		t.Errorf("buckets add up to %d, tenants_seen %d: %+v", n, s.TenantsSeen, s)
 	}
 }
@@ -105,7 +69,7 @@ func TestSweepStopsAtLoopingCursors(t *testing.T) {
 	acr.Sim.SetFaults(sim.Faults{LoopCursors: 2})
 	r := newRunner(t, acr, policy.Rules{})
 	r.h.Sweeper.PageSize = 20
-	sum, err, _ := r.sweepOnce(t, `{}`)
+	sum, _, err := r.sweepOnce(t, `{}`)
 	if !errors.Is(err, sweep.ErrIncomplete) || !strings.Contains(err.Error(), "paging cursors loop") {
 		t.Fatalf("error %v", err)
 	}
@@ -123,7 +87,7 @@ func TestSweepCountsARepeatedTenantOnce(t *testing.T) {
 	acr.Sim.SetFaults(sim.Faults{OverlapPages: true})
 	r := newRunner(t, acr, policy.Rules{})
 	r.h.Sweeper.PageSize = 20
-	sum, err, _ := r.sweepOnce(t, `{}`)
+	sum, _, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.TenantsSeen != len(all) || sum.Changed != want {
 		t.Fatalf("tenants_seen %d changed %d (%v); want %d and %d", sum.TenantsSeen, sum.Changed, err, len(all), want)
 	}
@@ -139,7 +103,7 @@ func TestSweepExclusionHoldsForAChildListedEarly(t *testing.T) {
 	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
 	acr.Sim.SetFaults(sim.Faults{ListEarly: []string{testkit.Foldered}})
 	r := newRunner(t, acr, policy.Rules{Excluded: policy.NewExclusions([]string{testkit.PartnerB})})
-	sum, err, _ := r.sweepOnce(t, `{}`)
+	sum, _, err := r.sweepOnce(t, `{}`)
 	if err != nil || mfaOnNow(t, acr, testkit.Foldered) || sum.SkippedExcluded != 5 {
 		t.Fatalf("%+v, %v; Foldered on: %v", sum, err, mfaOnNow(t, acr, testkit.Foldered))
 	}
@@ -157,7 +121,7 @@ func TestSweepTakesAnEmptyAnswerToAWriteAsSuccess(t *testing.T) {
 		acr := testkit.NewFixture(t, testkit.AcronisOptions{})
 		want := driftingCount(acr.Sim.All())
 		acr.Sim.SetFaults(sim.Faults{EmptyWriteStatus: status})
-		sum, err, emf := newRunner(t, acr, policy.Rules{}).sweepOnce(t, `{}`)
+		sum, emf, err := newRunner(t, acr, policy.Rules{}).sweepOnce(t, `{}`)
 		puts := acr.Sim.Count(http.MethodPut, "/mfa/status")
 		if err != nil || sum.Changed != want || sum.Failed != 0 || puts != want {
 			t.Fatalf("%d: changed %d failed %d, %d PUTs (%v); want %d changes, one PUT each", status, sum.Changed, sum.Failed, puts, err, want)

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/policy"
 	"acronismfa/internal/report"
@@ -37,8 +40,8 @@ func (m *memReport) Finish() (string, error) {
 	return "s3://reports/test.csv", nil
 }
 
-// withReport makes the runner's full sweeps write their report to rep.
-func withReport(t *testing.T, r *runner, rep *memReport) {
+// withReport makes the rig's full sweeps write their report to rep.
+func withReport(t *testing.T, r *rig, rep *memReport) {
 	t.Helper()
 	var err error
 	if rep.w, err = report.NewWriter(&rep.buf); err != nil {
@@ -55,7 +58,7 @@ func TestSweepReportRows(t *testing.T) {
 	r := newRunner(t, acr, policy.Rules{Grace: week, Excluded: policy.NewExclusions([]string{testkit.ExcludedPartner})})
 	rep := &memReport{}
 	withReport(t, r, rep)
-	sum, err, emf := r.sweepOnce(t, `{}`)
+	sum, emf, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.Report == nil || *sum.Report != "s3://reports/test.csv" || emf.Metrics["ReportFailures"] != 0 {
 		t.Fatalf("%+v, %v", sum, err)
 	}
@@ -110,7 +113,7 @@ func TestSweepReportFailure(t *testing.T) {
 	r := newRunner(t, acr, policy.Rules{})
 	withReport(t, r, &memReport{fail: errors.New("AccessDenied")})
 	mark := r.out.Mark()
-	sum, err, emf := r.sweepOnce(t, `{}`)
+	sum, emf, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.Report != nil || sum.Changed != want || emf.Metrics["ReportFailures"] != 1 {
 		t.Fatalf("%+v, %v, EMF %v", sum, err, emf.Metrics)
 	}
@@ -143,7 +146,7 @@ func TestSweepCompliancePercent(t *testing.T) {
 			acr := testkit.NewFixture(t, testkit.AcronisOptions{})
 			r := newRunner(t, acr, tt.rules)
 			r.h.RootTenantID = tt.root
-			sum, err, emf := r.sweepOnce(t, tt.input)
+			sum, emf, err := r.sweepOnce(t, tt.input)
 			if err != nil || sum.CompliancePercent == nil || *sum.CompliancePercent != tt.want || emf.Metrics["CompliancePercent"] != tt.want || emf.Units["CompliancePercent"] != "Percent" {
 				t.Fatalf("%+v, %v; EMF %v", sum, err, emf.Metrics)
 			}
@@ -154,4 +157,29 @@ func TestSweepCompliancePercent(t *testing.T) {
 // simFailBroken makes Acronis fail on the fixture's Broken tenant.
 func simFailBroken() sim.Faults {
 	return sim.Faults{FailTenants: map[string]int{testkit.Broken: http.StatusInternalServerError}}
+}
+
+// A tenant handed to the worker queue is a fanned_out row.
+func TestSweepReportFannedOutRows(t *testing.T) {
+	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
+	r := newRunner(t, acr, policy.Rules{})
+	rep := &memReport{}
+	withReport(t, r, rep)
+	r.h.Sweeper.InlineLimit = 1
+	r.h.Sweeper.Fanout = &sweep.Fanout{QueueURL: "https://sqs.example/q", Concurrency: 1, Attempts: 1,
+		SQS: sqsFunc(func(_ context.Context, in *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) {
+			out := &sqs.SendMessageBatchOutput{}
+			for _, e := range in.Entries {
+				out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id})
+			}
+			return out, nil
+		})}
+	sum, _, err := r.sweepOnce(t, `{}`)
+	if err != nil || sum.FannedOut == 0 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	fanned := strings.Count(rep.buf.String(), ",fanned_out,")
+	if fanned != sum.FannedOut {
+		t.Errorf("%d fanned_out rows, the summary %d", fanned, sum.FannedOut)
+	}
 }

@@ -52,7 +52,7 @@ func TestSweepRolloutNoticeGraceEnforcement(t *testing.T) {
 	atOnce, toNotify := graceSplit(acr.Sim.All())
 	r := newRunner(t, acr, policy.Rules{Grace: week})
 
-	sum, err, emf := r.sweepOnce(t, `{}`)
+	sum, emf, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.Changed != atOnce || sum.InGrace != toNotify || sum.Notified != toNotify || toNotify == 0 {
 		t.Fatalf("first sweep: %+v, %v; want %d changed, %d notified", sum, err, atOnce, toNotify)
 	}
@@ -74,7 +74,7 @@ func TestSweepRolloutNoticeGraceEnforcement(t *testing.T) {
 	r.clock.Advance(time.Hour)
 	reads, mark := r.state.Reads(), r.out.Mark()
 	acr.Sim.ResetRequests()
-	sum, err, _ = r.sweepOnce(t, `{}`)
+	sum, _, err = r.sweepOnce(t, `{}`)
 	if err != nil || sum.InGrace != toNotify || sum.Notified != 0 || sum.Changed != 0 || len(r.pub.Published()) != toNotify+2 {
 		t.Fatalf("second sweep: %+v, %v", sum, err)
 	}
@@ -88,7 +88,7 @@ func TestSweepRolloutNoticeGraceEnforcement(t *testing.T) {
 	}
 
 	r.clock.Advance(week)
-	sum, err, _ = r.sweepOnce(t, `{}`)
+	sum, _, err = r.sweepOnce(t, `{}`)
 	if err != nil || sum.Changed != toNotify || sum.InGrace != 0 || len(r.state.Snapshot()) != 0 {
 		t.Fatalf("after the deadline: %+v, %v; notices left %v", sum, err, r.state.Snapshot())
 	}
@@ -107,7 +107,7 @@ func TestSweepRolloutDryRun(t *testing.T) {
 	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
 	_, toNotify := graceSplit(acr.Sim.All())
 	r := newRunner(t, acr, policy.Rules{Grace: week, DryRun: true})
-	sum, err, _ := r.sweepOnce(t, `{}`)
+	sum, _, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.InGrace != toNotify || sum.Notified != 0 || len(r.state.Snapshot()) != 0 || len(r.pub.Published()) != 0 {
 		t.Fatalf("%+v, %v; state %v, published %v", sum, err, r.state.Snapshot(), r.pub.Published())
 	}
@@ -134,7 +134,7 @@ func TestSweepRolloutStateDown(t *testing.T) {
 	}
 	r := newRunner(t, acr, policy.Rules{Grace: week})
 	r.state.Down(errors.New("throttled"))
-	sum, err, _ := r.sweepOnce(t, `{}`)
+	sum, _, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.Failed != listed || sum.Changed != 0 || acr.Sim.Count(http.MethodPut, "/mfa/status") != 0 {
 		t.Fatalf("%+v, %v", sum, err)
 	}
@@ -162,11 +162,35 @@ func TestSweepRolloutRequestCount(t *testing.T) {
 		r.state.Put(statestore.Notice{TenantID: id, ClaimedAt: noticed, NoticedAt: noticed})
 	}
 	k, g := len(drift), (len(drift)+1)/2
-	sum, err, emf := r.sweepOnce(t, `{}`)
+	sum, emf, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.InGrace != g || sum.Changed != k-g {
 		t.Fatalf("%+v, %v; want %d in grace and %d changed", sum, err, g, k-g)
 	}
 	if n, want := emf.Metrics["AcronisRequests"], float64(1+1+2*(k-g)); n != want || r.state.Reads() != 1 {
 		t.Errorf("%v Acronis requests (want %v: token, listing, 2 per change), %d state reads (want 1)", n, want, r.state.Reads())
+	}
+}
+
+// A full sweep drops the notice of a tenant the listing shows compliant: it
+// reached the desired state by other means. A digest that cannot be published
+// is an ERROR line and changes nothing else.
+func TestSweepRolloutForgetsCompliantAndDigestFailure(t *testing.T) {
+	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
+	r := newRunner(t, acr, policy.Rules{Grace: week})
+	r.state.Put(statestore.Notice{TenantID: testkit.OnCustomer, ClaimedAt: r.clock.Now(), NoticedAt: r.clock.Now()})
+	r.pub.Fail = errors.New("topic gone")
+	mark := r.out.Mark()
+	if _, _, err := r.sweepOnce(t, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.state.Snapshot()[testkit.OnCustomer]; ok {
+		t.Error("the notice of a compliant tenant stays")
+	}
+	logged := false
+	for _, l := range r.out.JSON(mark) {
+		logged = logged || l["message"] == "sweep digest not published" && l["level"] == "ERROR"
+	}
+	if !logged {
+		t.Error("no ERROR line for the digest not published")
 	}
 }

@@ -67,8 +67,6 @@ func bucket(r enforce.Result) string {
 		return "changed"
 	case policy.Notify:
 		return string(policy.InGrace)
-	case "":
-		return bucketFailed
 	default:
 		return string(o)
 	}
