@@ -68,7 +68,9 @@ func TestLoadAccepts(t *testing.T) {
 				c.NotifyTopicARN = "arn:aws:sns:eu-central-1:123456789012:acronis-mfa-notices"
 			}},
 		{"grace 0 and 365, table by ARN", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "365", "STATE_TABLE": "arn:aws:dynamodb:us-east-1:123456789012:table/state"},
-			func(c *Config) { c.RolloutGrace, c.StateTable = 365*24*time.Hour, "arn:aws:dynamodb:us-east-1:123456789012:table/state" }},
+			func(c *Config) {
+				c.RolloutGrace, c.StateTable = 365*24*time.Hour, "arn:aws:dynamodb:us-east-1:123456789012:table/state"
+			}},
 		{"grace 0 needs no table", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "0"}, func(*Config) {}},
 		{"reports", Sweep, map[string]string{"REPORT_BUCKET": "acme-mfa.reports-1", "REPORT_PREFIX": "mfa/compliance"},
 			func(c *Config) { c.ReportBucket, c.ReportPrefix = "acme-mfa.reports-1", "mfa/compliance/" }},

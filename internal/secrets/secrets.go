@@ -276,10 +276,14 @@ type Static acronis.Credentials
 var _ acronis.CredentialSource = Static{}
 
 // Credentials returns the credentials.
-func (s Static) Credentials(context.Context) (acronis.Credentials, error) { return acronis.Credentials(s), nil }
+func (s Static) Credentials(context.Context) (acronis.Credentials, error) {
+	return acronis.Credentials(s), nil
+}
 
 // Refresh returns the same credentials.
-func (s Static) Refresh(context.Context) (acronis.Credentials, error) { return acronis.Credentials(s), nil }
+func (s Static) Refresh(context.Context) (acronis.Credentials, error) {
+	return acronis.Credentials(s), nil
+}
 
 // String redacts the client secret, as acronis.Credentials does.
 func (s Static) String() string { return acronis.Credentials(s).String() }

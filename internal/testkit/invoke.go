@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -108,11 +109,11 @@ func (f *Function) Worker(ctx context.Context, batch events.SQSEvent) (Invocatio
 }
 
 // SweepCounts are the counts of a sweep's summary in the order of
-// docs/reference.md, Sweep; SweepCounts[1:10] are the buckets every tenant
+// docs/reference.md, Sweep; SweepCounts[1:11] are the buckets every tenant
 // seen lands in one of.
 var SweepCounts = []string{
 	"tenants_seen", "compliant", "changed", "would_change", "skipped_inherited", "skipped_disabled",
-	"skipped_excluded", "not_allowed", "failed", "fanned_out", "users_without_totp", "duration_ms",
+	"skipped_excluded", "not_allowed", "failed", "fanned_out", "in_grace", "notified", "users_without_totp", "duration_ms",
 }
 
 // SweepSummary is a sweep's answer.
@@ -121,15 +122,23 @@ type SweepSummary struct {
 	Desired      string
 	DryRun       bool
 	Counts       map[string]int // by field name
+	// CompliancePercent is a full sweep's compliance_percent; nil in a watch run.
+	CompliancePercent *float64
+	Report            string // the s3:// URI of the report; "" for null
+	UpdatedSince      string // a watch run's window; "" in a full sweep
+	SweepID           string // from the sweep's "sweep started" line
+	JSON              []byte // the answer as it came
 }
 
 // sweepMetrics are the EMF metrics that repeat a summary count.
 var sweepMetrics = map[string]string{"TenantsChecked": "tenants_seen", "TenantsChanged": "changed",
-	"TenantsWouldChange": "would_change", "UsersWithoutTotp": "users_without_totp", "SweepDurationMs": "duration_ms"}
+	"TenantsWouldChange": "would_change", "TenantsInGrace": "in_grace", "TenantsNotified": "notified",
+	"UsersWithoutTotp": "users_without_totp", "SweepDurationMs": "duration_ms"}
 
 // Sweep sends the sweep function event and decodes its summary, checked:
-// exactly the fields of docs/reference.md, Sweep, every tenant seen in one bucket, the
-// audit lines adding up to users_without_totp, and the EMF document agreeing.
+// exactly the fields of docs/reference.md, Sweep, every tenant seen in one
+// bucket, compliance_percent worked out from the counts, the audit lines adding
+// up to users_without_totp, and the EMF document agreeing.
 func (f *Function) Sweep(ctx context.Context, event []byte) (Invocation, SweepSummary, error) {
 	inv, err := f.Call(ctx, event)
 	if err != nil {
@@ -144,37 +153,77 @@ func (inv Invocation) sweepSummary() (SweepSummary, error) {
 	if err := json.Unmarshal(inv.Body, &raw); err != nil {
 		return SweepSummary{}, fmt.Errorf("sweep answer %s: %w", inv.Body, err)
 	}
-	want := append([]string{"root_tenant_id", "desired", "dry_run"}, SweepCounts...)
+	s := SweepSummary{Counts: map[string]int{}, JSON: inv.Body}
+	want := append([]string{"root_tenant_id", "desired", "dry_run", "compliance_percent", "report"}, SweepCounts...)
+	if _, watch := raw["updated_since"]; watch {
+		want = append(want, "updated_since")
+	}
 	if got := slices.Sorted(maps.Keys(raw)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		return SweepSummary{}, fmt.Errorf("summary fields %v, want %v: %s", got, want, inv.Body)
 	}
-	s := SweepSummary{Counts: map[string]int{}}
-	errs := []error{json.Unmarshal(raw["root_tenant_id"], &s.RootTenantID),
-		json.Unmarshal(raw["desired"], &s.Desired), json.Unmarshal(raw["dry_run"], &s.DryRun)}
-	buckets := 0
-	for i, k := range SweepCounts {
+	var report *string
+	errs := []error{json.Unmarshal(raw["root_tenant_id"], &s.RootTenantID), json.Unmarshal(raw["desired"], &s.Desired),
+		json.Unmarshal(raw["dry_run"], &s.DryRun), json.Unmarshal(raw["compliance_percent"], &s.CompliancePercent),
+		json.Unmarshal(raw["report"], &report)}
+	if u, ok := raw["updated_since"]; ok {
+		errs = append(errs, json.Unmarshal(u, &s.UpdatedSince))
+	}
+	for _, k := range SweepCounts {
 		var n int
 		errs = append(errs, json.Unmarshal(raw[k], &n))
 		s.Counts[k] = n
-		if i >= 1 && i < 10 {
-			buckets += n
-		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return SweepSummary{}, fmt.Errorf("summary %s: %w", inv.Body, err)
 	}
-	if buckets != s.Counts["tenants_seen"] {
-		return s, fmt.Errorf("the summary's buckets add up to %d, tenants_seen is %d: %s", buckets, s.Counts["tenants_seen"], inv.Body)
+	if report != nil {
+		s.Report = *report
 	}
-	if total, _ := TOTPDebt(inv.Audits()); total != s.Counts["users_without_totp"] {
-		return s, fmt.Errorf("users_without_totp is %d, the audit lines add up to %d", s.Counts["users_without_totp"], total)
-	}
-	for metric, field := range sweepMetrics {
-		if got := inv.EMF.Metrics[metric]; got != float64(s.Counts[field]) {
-			return s, fmt.Errorf("EMF %s is %v, the summary's %s %d", metric, got, field, s.Counts[field])
+	for _, l := range inv.Lines {
+		if m, ok := JSONObject(l); ok && m["message"] == "sweep started" {
+			s.SweepID, _ = m["sweep_id"].(string)
 		}
 	}
-	return s, nil
+	return s, s.check(inv)
+}
+
+// check holds the summary against itself, the audit lines and the EMF document.
+func (s SweepSummary) check(inv Invocation) error {
+	n, buckets := s.Counts, 0
+	for _, k := range SweepCounts[1:11] {
+		buckets += n[k]
+	}
+	if buckets != n["tenants_seen"] {
+		return fmt.Errorf("the summary's buckets add up to %d, tenants_seen is %d: %s", buckets, n["tenants_seen"], s.JSON)
+	}
+	if n["notified"] > n["in_grace"] {
+		return fmt.Errorf("notified %d is more than in_grace %d", n["notified"], n["in_grace"])
+	}
+	if total, _ := TOTPDebt(inv.Audits()); total != n["users_without_totp"] {
+		return fmt.Errorf("users_without_totp is %d, the audit lines add up to %d", n["users_without_totp"], total)
+	}
+	for metric, field := range sweepMetrics {
+		if got := inv.EMF.Metrics[metric]; got != float64(n[field]) {
+			return fmt.Errorf("EMF %s is %v, the summary's %s %d", metric, got, field, n[field])
+		}
+	}
+	p, inEMF := inv.EMF.Metrics["CompliancePercent"]
+	switch watch := s.UpdatedSince != ""; {
+	case watch && (s.CompliancePercent != nil || inEMF || s.Report != ""):
+		return fmt.Errorf("a watch run with compliance_percent, its metric or a report: %s", s.JSON)
+	case watch:
+		return nil
+	case s.CompliancePercent == nil || !inEMF || p != *s.CompliancePercent:
+		return fmt.Errorf("a full sweep's compliance_percent %s and its metric (%v) disagree", s.JSON, p)
+	}
+	want := 100.0
+	if eligible := n["tenants_seen"] - n["skipped_inherited"] - n["skipped_disabled"] - n["skipped_excluded"]; eligible > 0 {
+		want = math.Round(1000*float64(n["compliant"]+n["changed"])/float64(eligible)) / 10
+	}
+	if *s.CompliancePercent != want {
+		return fmt.Errorf("compliance_percent %v, the counts make it %v", *s.CompliancePercent, want)
+	}
+	return nil
 }
 
 // ReadEvent reads a sample event of the module's events/ directory.

@@ -11,9 +11,11 @@ import (
 )
 
 // Stack is the AWS side of a deployed stack, in moto: the Acronis credentials
-// and webhook keys secrets and the enforce queue, and the environment that
-// points each function at them (docs/reference.md, Configuration). The
-// end-to-end tests, the fault suite and the demo all stand on it.
+// and webhook keys secrets, the enforce queue, the state table, the notice
+// topic with a subscriber, the report bucket, and the environment that points
+// each function at them as the template does (docs/reference.md,
+// Configuration). The end-to-end tests, the fault suite and the demo all stand
+// on it.
 type Stack struct {
 	Moto             *Moto
 	AWS              aws.Config // an SDK configuration aimed at moto, for setup and checks
@@ -21,6 +23,7 @@ type Stack struct {
 	WebhookSecretARN string
 	QueueURL         string
 	Key              []byte // the webhook signing key in the secret
+	Topic            *Topic // NOTIFY_TOPIC_ARN, and what its subscriber receives
 }
 
 // Names of what NewStack creates.
@@ -28,10 +31,14 @@ const (
 	AcronisSecretName = "acronis-mfa/acronis"
 	WebhookSecretName = "acronis-mfa/webhook"
 	QueueName         = "acronis-mfa-enforce"
+	StateTableName    = "acronis-mfa-state"
+	TopicName         = "acronis-mfa-notices"
+	ReportBucket      = "acronis-mfa-reports"
+	ReportPrefix      = "reports/" // the template's REPORT_PREFIX
 )
 
-// NewStack creates the secrets (acronisJSON, and key as the one signing key)
-// and the queue in m.
+// NewStack creates the secrets (acronisJSON, and key as the one signing key),
+// the queue, the state table, the topic and the bucket in m.
 func NewStack(ctx context.Context, m *Moto, acronisJSON string, key []byte) (*Stack, error) {
 	cfg, err := m.Config(ctx)
 	if err != nil {
@@ -57,20 +64,34 @@ func NewStack(ctx context.Context, m *Moto, acronisJSON string, key []byte) (*St
 		return nil, fmt.Errorf("create queue %s in moto: %w", QueueName, err)
 	}
 	s.QueueURL = aws.ToString(q.QueueUrl)
+	if err := CreateStateTable(ctx, cfg, StateTableName); err != nil {
+		return nil, err
+	}
+	if err := CreateBucket(ctx, cfg, ReportBucket); err != nil {
+		return nil, err
+	}
+	if s.Topic, err = NewTopic(ctx, cfg, TopicName); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // Env is the environment of function fn ("webhook", "worker" or "sweep"):
-// moto's SDK variables, the secrets, and for the sweep the queue, then extra
-// on top (an empty value removes a variable).
+// moto's SDK variables, the secrets, the state table and the topic, for the
+// sweep the queue and the report bucket, then extra on top (an empty value
+// removes a variable).
 func (s *Stack) Env(fn string, extra map[string]string) map[string]string {
 	env := s.Moto.Env()
 	env["ACRONIS_SECRET_ID"] = s.AcronisSecretARN
+	env["STATE_TABLE"] = StateTableName
+	env["NOTIFY_TOPIC_ARN"] = s.Topic.ARN
 	switch fn {
 	case "webhook":
 		env["WEBHOOK_SECRET_ID"] = s.WebhookSecretARN
 	case "sweep":
 		env["ENFORCE_QUEUE_URL"] = s.QueueURL
+		env["REPORT_BUCKET"] = ReportBucket
+		env["REPORT_PREFIX"] = ReportPrefix
 	}
 	maps.Copy(env, extra)
 	for k, v := range env {
