@@ -24,12 +24,16 @@ SAM_CONFIG_ENV ?= default
 # linux/arm64, static, stripped, without the RPC shim: what provided.al2023 on arm64 runs.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: build $(addprefix build-,$(FUNCTIONS)) \
+.PHONY: build cli $(addprefix build-,$(FUNCTIONS)) \
 	build-WebhookFunction build-WorkerFunction build-SweepFunction \
 	require-artifacts-dir tools check-tools test lint demo bench fuzz deploy clean
 
 ## build: every function to bin/NAME/bootstrap (linux/arm64)
 build: $(addprefix build-,$(FUNCTIONS))
+
+## cli: the operator's command line, bin/acronis-mfa, for this machine
+cli:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/acronis-mfa ./cmd/acronis-mfa
 
 $(addprefix build-,$(FUNCTIONS)): build-%:
 	$(LAMBDA_BUILD) -o bin/$*/bootstrap ./functions/$*

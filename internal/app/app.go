@@ -30,7 +30,8 @@ type Deps struct {
 }
 
 // sources names each function in its logs and metrics.
-var sources = map[config.Function]telemetry.Source{config.Webhook: telemetry.Webhook, config.Worker: telemetry.Worker, config.Sweep: telemetry.Sweep}
+var sources = map[config.Function]telemetry.Source{config.Webhook: telemetry.Webhook, config.Worker: telemetry.Worker,
+	config.Sweep: telemetry.Sweep, config.CLI: {Function: "cli", Trigger: "operator"}}
 
 // Init loads the configuration of fn through getenv and builds its dependencies.
 // The logger is there even when the error is not, to say why.
@@ -45,8 +46,12 @@ func Init(ctx context.Context, fn config.Function, getenv func(string) string, o
 		return &Deps{Logger: logger}, fmt.Errorf("AWS configuration: %w", err)
 	}
 	store := secrets.NewStore(secretsmanager.NewFromConfig(awsCfg), secrets.DefaultTTL, time.Now)
+	var creds acronis.CredentialSource = store.Acronis(cfg.AcronisSecretID)
+	if cfg.AcronisSecretID == "" {
+		creds = secrets.Static(cfg.AcronisCredentials) // the command line's variables
+	}
 	opts := acronis.Options{Logger: logger}
-	if fn == config.Sweep {
+	if fn == config.Sweep || fn == config.CLI {
 		// Listing, confirming and writing together stay within what the
 		// operator allowed.
 		opts.MaxInFlight = cfg.SweepConcurrency
@@ -56,7 +61,7 @@ func Init(ctx context.Context, fn config.Function, getenv func(string) string, o
 		Logger:  logger,
 		AWS:     awsCfg,
 		Secrets: store,
-		Acronis: acronis.New(store.Acronis(cfg.AcronisSecretID), opts),
+		Acronis: acronis.New(creds, opts),
 		Out:     out,
 	}, nil
 }

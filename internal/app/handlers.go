@@ -39,7 +39,7 @@ func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGateway
 			return d.Secrets.WebhookKeys(ctx, d.Config.WebhookSecretID)
 		},
 		Acronis:   d.Acronis,
-		Enforcer:  d.enforcer(table, d.publisher()),
+		Enforcer:  d.enforcer(table),
 		Logger:    d.Logger,
 		Namespace: d.Config.MetricsNamespace,
 		Out:       d.Out,
@@ -56,7 +56,7 @@ func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGateway
 func Worker(d *Deps) (Handler[events.SQSEvent, events.SQSEventResponse], error) {
 	h := &worker.Handler{
 		Acronis:      d.Acronis,
-		Enforcer:     d.enforcer(d.stateTable(), d.publisher()),
+		Enforcer:     d.Enforcer(),
 		Desired:      d.Config.DesiredEnabled,
 		RootTenantID: d.Config.RootTenantID,
 		// A batch is at most ten messages (the template's BatchSize).
@@ -73,10 +73,28 @@ func Worker(d *Deps) (Handler[events.SQSEvent, events.SQSEventResponse], error) 
 // Sweep is the sweep function's handler, fanning out to ENFORCE_QUEUE_URL and
 // writing reports to REPORT_BUCKET when they are set.
 func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
-	table, pub := d.stateTable(), d.publisher()
+	h := &sweep.Handler{
+		Sweeper:      d.Sweeper(),
+		Acronis:      d.Acronis,
+		RootTenantID: d.Config.RootTenantID,
+		DryRun:       d.Config.DryRun,
+		Logger:       d.Logger,
+		Namespace:    d.Config.MetricsNamespace,
+		Out:          d.Out,
+	}
+	if pub := d.publisher(); pub != nil {
+		h.Notifier = pub
+	}
+	return h.Handle, nil
+}
+
+// Sweeper is a sweep as the configuration has it: the sweep function's and
+// the command line's.
+func (d *Deps) Sweeper() sweep.Sweeper {
+	table := d.stateTable()
 	s := sweep.Sweeper{
 		Lister:      d.Acronis,
-		Enforcer:    d.enforcer(table, pub),
+		Enforcer:    d.enforcer(table),
 		Desired:     d.Config.DesiredEnabled,
 		Concurrency: d.Config.SweepConcurrency,
 		InlineLimit: d.Config.SweepInlineLimit,
@@ -94,24 +112,15 @@ func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
 			return report.StartS3(ctx, client, bucket, d.Config.ReportPrefix, sweepID, at)
 		}
 	}
-	h := &sweep.Handler{
-		Sweeper:      s,
-		Acronis:      d.Acronis,
-		RootTenantID: d.Config.RootTenantID,
-		DryRun:       d.Config.DryRun,
-		Logger:       d.Logger,
-		Namespace:    d.Config.MetricsNamespace,
-		Out:          d.Out,
-	}
-	if pub != nil {
-		h.Notifier = pub
-	}
-	return h.Handle, nil
+	return s
 }
 
-// enforcer is the configured policy over the Acronis client, with the
-// rollout's notices when a grace is configured.
-func (d *Deps) enforcer(table *statestore.Table, pub *notify.Publisher) *enforce.Enforcer {
+// Enforcer is the configured policy over the Acronis client, with the write
+// leases and the rollout's notices when STATE_TABLE is set.
+func (d *Deps) Enforcer() *enforce.Enforcer { return d.enforcer(d.stateTable()) }
+
+// enforcer is Enforcer over a given state table.
+func (d *Deps) enforcer(table *statestore.Table) *enforce.Enforcer {
 	e := &enforce.Enforcer{API: d.Acronis, Rules: d.Config.Rules()}
 	if table != nil {
 		e.Leases = table
@@ -119,7 +128,7 @@ func (d *Deps) enforcer(table *statestore.Table, pub *notify.Publisher) *enforce
 	if d.Config.RolloutGrace > 0 {
 		// config refuses a grace without STATE_TABLE, so table is there.
 		e.Rollout = &enforce.Rollout{Notices: table, Directory: d.Acronis, Now: time.Now}
-		if pub != nil {
+		if pub := d.publisher(); pub != nil {
 			e.Rollout.Notifier = pub
 		}
 	}

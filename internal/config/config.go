@@ -8,7 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"acronismfa/internal/acronis"
 	"acronismfa/internal/policy"
+	"acronismfa/internal/secrets"
 	"acronismfa/internal/tenant"
 )
 
@@ -16,26 +18,31 @@ import (
 // required by one function only.
 type Function string
 
-// The three functions of the stack.
+// The three functions of the stack, and the operator's command line.
 const (
 	Webhook Function = "webhook"
 	Worker  Function = "worker"
 	Sweep   Function = "sweep"
+	CLI     Function = "cli"
 )
 
 // Config is the validated configuration of one function.
 type Config struct {
-	AcronisSecretID   string   // ACRONIS_SECRET_ID: id or ARN of the Acronis credentials secret
-	WebhookSecretID   string   // WEBHOOK_SECRET_ID: id or ARN of the signing keys; required only for Webhook
-	DesiredEnabled    bool     // MFA_DESIRED_STATE: "enabled" (default) is true, "disabled" false
-	AllowDisable      bool     // MFA_ALLOW_DISABLE: unless true, nothing turns MFA off
-	DryRun            bool     // DRY_RUN: decide and report, never write
-	RootTenantID      string   // ROOT_TENANT_ID, lowercased; "" means the API client's own tenant
-	ExcludedTenantIDs []string // EXCLUDED_TENANT_IDS, lowercased, in the order given
-	SweepConcurrency  int      // SWEEP_CONCURRENCY: Acronis requests in flight during a sweep
-	EnforceQueueURL   string   // ENFORCE_QUEUE_URL: the worker queue; "" means no fan-out
-	SweepInlineLimit  int      // SWEEP_INLINE_LIMIT: tenants a sweep handles itself before fanning out
-	MetricsNamespace  string   // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
+	AcronisSecretID string // ACRONIS_SECRET_ID: id or ARN of the Acronis credentials secret
+	// AcronisCredentials are the command line's ACRONIS_BASE_URL,
+	// ACRONIS_CLIENT_ID and ACRONIS_CLIENT_SECRET, when it has no
+	// ACRONIS_SECRET_ID; the base URL normalised.
+	AcronisCredentials acronis.Credentials
+	WebhookSecretID    string   // WEBHOOK_SECRET_ID: id or ARN of the signing keys; required only for Webhook
+	DesiredEnabled     bool     // MFA_DESIRED_STATE: "enabled" (default) is true, "disabled" false
+	AllowDisable       bool     // MFA_ALLOW_DISABLE: unless true, nothing turns MFA off
+	DryRun             bool     // DRY_RUN: decide and report, never write
+	RootTenantID       string   // ROOT_TENANT_ID, lowercased; "" means the API client's own tenant
+	ExcludedTenantIDs  []string // EXCLUDED_TENANT_IDS, lowercased, in the order given
+	SweepConcurrency   int      // SWEEP_CONCURRENCY: Acronis requests in flight during a sweep
+	EnforceQueueURL    string   // ENFORCE_QUEUE_URL: the worker queue; "" means no fan-out
+	SweepInlineLimit   int      // SWEEP_INLINE_LIMIT: tenants a sweep handles itself before fanning out
+	MetricsNamespace   string   // METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics
 	// ROLLOUT_GRACE_DAYS: between a tenant's notice and its enforcement when
 	// enabling MFA would lock users out; 0 enforces at once.
 	RolloutGrace   time.Duration
@@ -69,9 +76,9 @@ const (
 // "". The error, if any, names the first bad variable and what it accepts.
 func Load(fn Function, getenv func(string) string) (Config, error) {
 	switch fn {
-	case Webhook, Worker, Sweep:
+	case Webhook, Worker, Sweep, CLI:
 	default:
-		return Config{}, fmt.Errorf("config: unknown function %q: accepts webhook, worker or sweep", fn)
+		return Config{}, fmt.Errorf("config: unknown function %q: accepts webhook, worker, sweep or cli", fn)
 	}
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 
@@ -82,7 +89,12 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		SweepInlineLimit: DefaultSweepInlineLimit,
 		MetricsNamespace: DefaultMetricsNamespace,
 	}
-	if c.AcronisSecretID == "" {
+	switch {
+	case fn == CLI:
+		if err := c.loadCredentials(get); err != nil {
+			return Config{}, err
+		}
+	case c.AcronisSecretID == "":
 		return Config{}, missing("ACRONIS_SECRET_ID", "a Secrets Manager secret id or ARN")
 	}
 	if fn == Webhook && c.WebhookSecretID == "" {
@@ -109,6 +121,31 @@ func Load(fn Function, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// loadCredentials reads where the command line finds its credentials: in
+// Secrets Manager, or in three variables, never in a flag.
+func (c *Config) loadCredentials(get func(string) string) error {
+	base, id, secret := get("ACRONIS_BASE_URL"), get("ACRONIS_CLIENT_ID"), get("ACRONIS_CLIENT_SECRET")
+	switch {
+	case c.AcronisSecretID != "" && (base != "" || id != "" || secret != ""):
+		return fmt.Errorf("config: ACRONIS_SECRET_ID and ACRONIS_BASE_URL/ACRONIS_CLIENT_ID/ACRONIS_CLIENT_SECRET are both set: set one")
+	case c.AcronisSecretID != "":
+		return nil
+	case base == "" && id == "" && secret == "":
+		return fmt.Errorf("config: no credentials: set ACRONIS_SECRET_ID (a Secrets Manager secret), or ACRONIS_BASE_URL, ACRONIS_CLIENT_ID and ACRONIS_CLIENT_SECRET")
+	case id == "":
+		return missing("ACRONIS_CLIENT_ID", "the API client's id")
+	case secret == "":
+		return missing("ACRONIS_CLIENT_SECRET", "the API client's secret")
+	}
+	normalised, err := secrets.NormaliseBaseURL(base)
+	if err != nil {
+		// The URL may hold credentials; the error names the variable, not the value.
+		return fmt.Errorf("config: ACRONIS_BASE_URL %v", err)
+	}
+	c.AcronisCredentials = acronis.Credentials{BaseURL: normalised, ClientID: id, ClientSecret: secret}
+	return nil
 }
 
 // loadSweep reads where sweeps start, what they leave alone and how they run.

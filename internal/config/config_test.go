@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"acronismfa/internal/acronis"
 )
 
 const (
@@ -72,6 +74,12 @@ func TestLoadAccepts(t *testing.T) {
 				c.RolloutGrace, c.StateTable = 365*24*time.Hour, "arn:aws:dynamodb:us-east-1:123456789012:table/state"
 			}},
 		{"grace 0 needs no table", Sweep, map[string]string{"ROLLOUT_GRACE_DAYS": "0"}, func(*Config) {}},
+		{"command line with a secret", CLI, nil, func(*Config) {}},
+		{"command line with three variables", CLI, map[string]string{"ACRONIS_SECRET_ID": "", "ACRONIS_BASE_URL": "http://127.0.0.1:8443/api/2/",
+			"ACRONIS_CLIENT_ID": "c", "ACRONIS_CLIENT_SECRET": "s"}, func(c *Config) {
+			c.AcronisSecretID = ""
+			c.AcronisCredentials = acronis.Credentials{BaseURL: "http://127.0.0.1:8443", ClientID: "c", ClientSecret: "s"}
+		}},
 		{"reports", Sweep, map[string]string{"REPORT_BUCKET": "acme-mfa.reports-1", "REPORT_PREFIX": "mfa/compliance"},
 			func(c *Config) { c.ReportBucket, c.ReportPrefix = "acme-mfa.reports-1", "mfa/compliance/" }},
 	}
@@ -98,7 +106,7 @@ func TestLoadRejects(t *testing.T) {
 		vars map[string]string
 		want []string // substrings of the error
 	}{
-		{"unknown function", Function("cron"), nil, []string{`"cron"`, "webhook, worker or sweep"}},
+		{"unknown function", Function("cron"), nil, []string{`"cron"`, "webhook, worker, sweep or cli"}},
 		{"acronis secret missing", Sweep, map[string]string{"ACRONIS_SECRET_ID": ""}, []string{"ACRONIS_SECRET_ID is not set"}},
 		{"acronis secret blank", Worker, map[string]string{"ACRONIS_SECRET_ID": "  "}, []string{"ACRONIS_SECRET_ID is not set"}},
 		{"webhook secret missing", Webhook, map[string]string{"WEBHOOK_SECRET_ID": ""}, []string{"WEBHOOK_SECRET_ID is not set"}},
@@ -143,6 +151,13 @@ func TestLoadRejects(t *testing.T) {
 		{"bucket ends with a dash", Sweep, map[string]string{"REPORT_BUCKET": "reports-"}, []string{"REPORT_BUCKET"}},
 		{"prefix absolute", Sweep, map[string]string{"REPORT_PREFIX": "/reports/"}, []string{`REPORT_PREFIX="/reports/"`}},
 		{"prefix with spaces", Sweep, map[string]string{"REPORT_PREFIX": "my reports/"}, []string{"REPORT_PREFIX"}},
+		{"command line without credentials", CLI, map[string]string{"ACRONIS_SECRET_ID": ""}, []string{"no credentials", "ACRONIS_SECRET_ID", "ACRONIS_BASE_URL"}},
+		{"command line with both", CLI, map[string]string{"ACRONIS_BASE_URL": "https://eu2-cloud.acronis.com"}, []string{"both set"}},
+		{"command line without client id", CLI, map[string]string{"ACRONIS_SECRET_ID": "", "ACRONIS_BASE_URL": "https://x.example"}, []string{"ACRONIS_CLIENT_ID is not set"}},
+		{"command line without client secret", CLI, map[string]string{"ACRONIS_SECRET_ID": "", "ACRONIS_BASE_URL": "https://x.example", "ACRONIS_CLIENT_ID": "c"},
+			[]string{"ACRONIS_CLIENT_SECRET is not set"}},
+		{"command line over plain http", CLI, map[string]string{"ACRONIS_SECRET_ID": "", "ACRONIS_BASE_URL": "http://user:pw@eu2-cloud.acronis.com",
+			"ACRONIS_CLIENT_ID": "c", "ACRONIS_CLIENT_SECRET": "s3cr3t"}, []string{"ACRONIS_BASE_URL must not carry credentials"}},
 		{"long value cut", Sweep, map[string]string{"ROOT_TENANT_ID": strings.Repeat("x", 10000)}, []string{"ROOT_TENANT_ID", "xxx…"}},
 	}
 	for _, tt := range tests {

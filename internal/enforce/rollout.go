@@ -124,34 +124,16 @@ func (r *Rollout) publish(ctx context.Context, t tenant.Tenant, res *Result, swe
 	return nil
 }
 
-// usersWithoutTOTP lists, up to maxListedUsers, the enabled users of the tenant
-// and of its own folders and units who still have to set up TOTP, and counts
-// them all. A partner's subtree also holds its customers' users, who are not
-// its own.
+// usersWithoutTOTP lists, up to maxListedUsers, the enabled users of the
+// tenant's own who still have to set up TOTP, and counts them all.
 func (r *Rollout) usersWithoutTOTP(ctx context.Context, t tenant.Tenant) ([]tenant.User, int, error) {
-	own := map[string]bool{t.ID: true}
-	if t.Kind != tenant.KindCustomer {
-		// Customers hold only units; other kinds hold tenants of their own.
-		for queue := []string{t.ID}; len(queue) > 0; queue = queue[1:] {
-			children, err := r.Directory.Children(ctx, queue[0])
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, c := range children {
-				if c.Kind.InheritsMFA() {
-					own[c.ID] = true
-					queue = append(queue, c.ID)
-				}
-			}
-		}
-	}
 	var users []tenant.User
 	total := 0
-	for u, err := range r.Directory.Users(ctx, t.ID) {
+	for u, err := range OwnUsers(ctx, r.Directory, t) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if !u.Enabled || !u.NeedsTOTP() || !own[u.TenantID] {
+		if !u.Enabled || !u.NeedsTOTP() {
 			continue
 		}
 		total++
@@ -160,6 +142,40 @@ func (r *Rollout) usersWithoutTOTP(ctx context.Context, t tenant.Tenant) ([]tena
 		}
 	}
 	return users, total, nil
+}
+
+// OwnUsers lists the users of the tenant and of its own folders and units:
+// those its MFA switch applies to. A partner's subtree also holds its
+// customers' users, who are not its own.
+func OwnUsers(ctx context.Context, dir Directory, t tenant.Tenant) iter.Seq2[tenant.User, error] {
+	return func(yield func(tenant.User, error) bool) {
+		own := map[string]bool{t.ID: true}
+		if t.Kind != tenant.KindCustomer {
+			// Customers hold only units; other kinds hold tenants of their own.
+			for queue := []string{t.ID}; len(queue) > 0; queue = queue[1:] {
+				children, err := dir.Children(ctx, queue[0])
+				if err != nil {
+					yield(tenant.User{}, err)
+					return
+				}
+				for _, c := range children {
+					if c.Kind.InheritsMFA() {
+						own[c.ID] = true
+						queue = append(queue, c.ID)
+					}
+				}
+			}
+		}
+		for u, err := range dir.Users(ctx, t.ID) {
+			if err != nil {
+				yield(tenant.User{}, err)
+				return
+			}
+			if own[u.TenantID] && !yield(u, nil) {
+				return
+			}
+		}
+	}
 }
 
 // close ends a grace: the tenant was enforced, so its notice goes, and an

@@ -56,7 +56,7 @@ func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, e
 	// list it to the end has neither. Its report holds what it did see.
 	full := err == nil && !run.Watch()
 	if full {
-		p := sum.compliance()
+		p := sum.Compliance()
 		sum.CompliancePercent = &p
 		metrics.SetCompliancePercent(p)
 	}

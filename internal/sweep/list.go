@@ -28,6 +28,9 @@ func (r *run) list(ctx context.Context) error {
 		r.mu.Lock()
 		r.sum.TenantsSeen++
 		r.mu.Unlock()
+		if r.Progress != nil {
+			r.Progress.Listed.Add(1)
+		}
 		if !decided && seen > r.InlineLimit {
 			decided, fanned = true, r.fan != nil
 			r.dispatch(ctx, held, fanned)
@@ -42,6 +45,9 @@ func (r *run) list(ctx context.Context) error {
 		req := enforce.Request{Tenant: t, Intent: r.intent, Excluded: excluded, SweepID: r.SweepID, Notices: r.notices}
 		switch d := r.enf.Preview(req); {
 		case d.Outcome == policy.Change, d.Outcome == policy.WouldChange:
+			if r.Progress != nil {
+				r.Progress.Drifting.Add(1)
+			}
 			if decided {
 				r.dispatch(ctx, []tenant.Tenant{t}, fanned)
 			} else {

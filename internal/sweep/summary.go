@@ -102,10 +102,10 @@ func (s *Summary) add(r enforce.Result) string {
 	return b
 }
 
-// compliance is 100 × (compliant + changed) / the tenants policy applies to
+// Compliance is 100 × (compliant + changed) / the tenants policy applies to
 // (those seen, but for the skipped), to one decimal; 100 when policy applies
 // to none. A dry run's would-be changes are not compliance.
-func (s Summary) compliance() float64 {
+func (s Summary) Compliance() float64 {
 	eligible := s.TenantsSeen - s.SkippedInherited - s.SkippedDisabled - s.SkippedExcluded
 	if eligible <= 0 {
 		return 100

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"acronismfa/internal/acronis"
@@ -64,6 +65,16 @@ type Sweeper struct {
 	Reserve time.Duration
 	// PageSize of the subtree listing; 0 lets the client choose (5000).
 	PageSize int
+	// Progress, when set, counts the run's progress as it goes, for a watcher
+	// (the command line's progress line).
+	Progress *Progress
+}
+
+// Progress counts a run's tenants as it goes.
+type Progress struct {
+	Listed   atomic.Int64 // tenants listed
+	Drifting atomic.Int64 // of those, found to need a change
+	Settled  atomic.Int64 // tenants counted in the summary
 }
 
 // Run is one sweep's parameters.
@@ -253,6 +264,9 @@ func (r *run) record(ctx context.Context, res enforce.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := r.sum.add(res)
+	if r.Progress != nil {
+		r.Progress.Settled.Add(1)
+	}
 	if r.report != nil {
 		r.report.Add(row(res, b))
 	}

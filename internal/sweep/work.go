@@ -114,6 +114,9 @@ func (r *run) collectFanout(ctx context.Context, results <-chan sendResult) {
 		}
 		r.mu.Lock()
 		r.sum.FannedOut++
+		if r.Progress != nil {
+			r.Progress.Settled.Add(1)
+		}
 		if r.report != nil {
 			r.report.Add(fannedOutRow(res.Tenant))
 		}

@@ -60,17 +60,6 @@ type Replays interface {
 	ReleaseReplay(ctx context.Context, r statestore.Replay) error
 }
 
-// Status is the status object (docs/reference.md, Webhook).
-type Status struct {
-	TenantID                  string `json:"tenant_id"`
-	MFAStatus                 string `json:"mfa_status"`
-	UsersCount                int    `json:"users_count"`
-	UsersWithTOTPEnabledCount int    `json:"users_with_totp_enabled_count"`
-	UpdateAllowed             bool   `json:"update_allowed"`
-	Changed                   *bool  `json:"changed,omitempty"`
-	DryRun                    *bool  `json:"dry_run,omitempty"`
-}
-
 // apiError is an answer other than 200.
 type apiError struct {
 	status     int
@@ -112,10 +101,10 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 func (h *Handler) answer(ctx context.Context, req events.APIGatewayV2HTTPRequest, metrics *telemetry.Metrics) (events.APIGatewayV2HTTPResponse, error) {
 	body, err := DecodeBody(req.Body, req.IsBase64Encoded)
 	if err != nil {
-		return respond(Status{}, badRequest(err))
+		return respond(enforce.Status{}, badRequest(err))
 	}
 	if apiErr := h.verify(ctx, req.Headers, body); apiErr != nil {
-		return respond(Status{}, apiErr)
+		return respond(enforce.Status{}, apiErr)
 	}
 	if h.Replays == nil {
 		return respond(h.serve(ctx, req, body, metrics))
@@ -131,13 +120,13 @@ func (h *Handler) answer(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	switch {
 	case err != nil:
 		h.Logger.ErrorContext(ctx, "replay record not written", "error", err)
-		return respond(Status{}, &apiError{http.StatusServiceUnavailable, "unavailable",
+		return respond(enforce.Status{}, &apiError{http.StatusServiceUnavailable, "unavailable",
 			"the webhook's state table could not be read or written; nothing was sent to Acronis", time.Second, err})
 	case found != nil && !found.SameRequest(rec):
 		h.Logger.WarnContext(ctx, "webhook signature rejected", "reason", "webhook-id already used for another request")
-		return respond(Status{}, errUnauthorized)
+		return respond(enforce.Status{}, errUnauthorized)
 	case found != nil && !found.Done:
-		return respond(Status{}, &apiError{http.StatusConflict, "request_in_progress",
+		return respond(enforce.Status{}, &apiError{http.StatusConflict, "request_in_progress",
 			"a request with this webhook-id is being answered right now; retry it later", time.Second, nil})
 	case found != nil:
 		return replayed(found.Status, found.Body), nil
@@ -155,30 +144,30 @@ func (h *Handler) answer(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	return resp, cause
 }
 
-func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, metrics *telemetry.Metrics) (Status, *apiError) {
+func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, metrics *telemetry.Metrics) (enforce.Status, *apiError) {
 	method := req.RequestContext.HTTP.Method
 	route, err := ParseRoute(method, req.RawPath)
 	if err != nil {
-		return Status{}, badRequest(err)
+		return enforce.Status{}, badRequest(err)
 	}
 	if h.Replays == nil && !h.guard.admit(header(req.Headers, "webhook-id"), method+" "+route.TenantID, h.Now()) {
 		h.Logger.WarnContext(ctx, "webhook signature rejected", "reason", "webhook-id already used for another route")
-		return Status{}, errUnauthorized
+		return enforce.Status{}, errUnauthorized
 	}
 	if !route.Set {
 		if len(strings.TrimSpace(string(body))) != 0 {
-			return Status{}, &apiError{http.StatusBadRequest, "invalid_request", "GET takes no body", 0, nil}
+			return enforce.Status{}, &apiError{http.StatusBadRequest, "invalid_request", "GET takes no body", 0, nil}
 		}
 		st, err := h.Acronis.MFAStatus(ctx, route.TenantID)
 		if err != nil {
-			return Status{}, acronisError(err)
+			return enforce.Status{}, acronisError(err)
 		}
-		return statusObject(route.TenantID, st), nil
+		return enforce.StatusOf(route.TenantID, st), nil
 	}
 
 	enabled, err := ParseSetBody(body)
 	if err != nil {
-		return Status{}, badRequest(err)
+		return enforce.Status{}, badRequest(err)
 	}
 	intent := policy.Intent{Enable: enabled, Origin: policy.ByCaller}
 	_, refused := h.Enforcer.Rules.Preflight(intent)
@@ -187,25 +176,21 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	enforce.Count(metrics, res)
 	switch {
 	case refused:
-		return Status{}, &apiError{http.StatusForbidden, "disable_not_allowed",
+		return enforce.Status{}, &apiError{http.StatusForbidden, "disable_not_allowed",
 			"disabling MFA is not allowed: the operator has not set MFA_ALLOW_DISABLE=true", 0, nil}
 	case res.Err != nil:
-		return Status{}, acronisError(res.Err)
+		return enforce.Status{}, acronisError(res.Err)
 	}
 	switch res.Decision.Outcome {
 	case policy.Change, policy.WouldChange, policy.Compliant:
 	default:
-		return Status{}, &apiError{http.StatusConflict, "update_not_allowed", res.Decision.Reason, 0, nil}
+		return enforce.Status{}, &apiError{http.StatusConflict, "update_not_allowed", res.Decision.Reason, 0, nil}
 	}
-	st := statusObject(route.TenantID, res.Status)
-	st.MFAStatus = res.Current
-	changed, dryRun := res.Changed(), h.Enforcer.Rules.DryRun
-	st.Changed, st.DryRun = &changed, &dryRun
-	return st, nil
+	return res.Answer(h.Enforcer.Rules.DryRun), nil
 }
 
 // respond makes the response of a status or an error, and what caused the error.
-func respond(st Status, apiErr *apiError) (events.APIGatewayV2HTTPResponse, error) {
+func respond(st enforce.Status, apiErr *apiError) (events.APIGatewayV2HTTPResponse, error) {
 	if apiErr != nil {
 		return errorResponse(apiErr), apiErr.cause
 	}
@@ -249,11 +234,6 @@ func header(headers map[string]string, name string) string {
 		}
 	}
 	return ""
-}
-
-func statusObject(tenantID string, st tenant.MFAStatus) Status {
-	return Status{TenantID: tenantID, MFAStatus: st.MFAStatus, UsersCount: st.UsersCount,
-		UsersWithTOTPEnabledCount: st.UsersWithTOTPEnabledCount, UpdateAllowed: st.UpdateAllowed}
 }
 
 func badRequest(err error) *apiError {

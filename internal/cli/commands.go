@@ -1,0 +1,404 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/enforce"
+	"acronismfa/internal/policy"
+	"acronismfa/internal/report"
+	"acronismfa/internal/sweep"
+	"acronismfa/internal/tenant"
+)
+
+// tenant finds the tenant a command names: by its id, or by its exact name
+// under the root tenant.
+func (s *session) tenant(ctx context.Context, ref string) (tenant.Tenant, error) {
+	client := s.deps.Acronis
+	id, isID := tenant.ParseID(ref)
+	if !isID {
+		root := s.deps.Config.RootTenantID
+		if root == "" {
+			var err error
+			if root, err = client.OwnTenantID(ctx); err != nil {
+				return tenant.Tenant{}, failed("find the root tenant to look up %q: %w", ref, err)
+			}
+		}
+		found, err := client.FindTenantByName(ctx, root, ref)
+		if err != nil {
+			return tenant.Tenant{}, failed("tenant %q: %w", ref, err)
+		}
+		id = found.ID
+	}
+	t, err := client.Tenant(ctx, id)
+	if err != nil {
+		return tenant.Tenant{}, failed("tenant %s: %w", ref, err)
+	}
+	return t, nil
+}
+
+func failed(format string, args ...any) error {
+	return fmt.Errorf("%w: %w", errFailed, fmt.Errorf(format, args...))
+}
+
+// oneTenant checks that a command got exactly its tenant argument (and more,
+// where it takes more), and loads the configuration.
+func (s *session) oneTenant(ctx context.Context, name string, args []string, n int) error {
+	if len(args) != n {
+		return usagef("%s takes %d argument(s), got %d: %q (see acronis-mfa %s --help)", name, n, len(args), args, name)
+	}
+	return s.load(ctx)
+}
+
+var statusCommand = command{
+	name:    "status",
+	args:    "TENANT",
+	summary: "show a tenant's MFA status object",
+	details: `TENANT is a tenant UUID or a tenant's exact name under the root tenant.
+
+Examples:
+  acronis-mfa status 3fa85f64-5717-4562-b3fc-2c963f66afa6
+  acronis-mfa status "Contoso Ltd" --json
+`,
+	run: func(ctx context.Context, s *session, _ *flag.FlagSet, args []string) error {
+		if err := s.oneTenant(ctx, "status", args, 1); err != nil {
+			return err
+		}
+		t, err := s.tenant(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		st, err := s.deps.Acronis.MFAStatus(ctx, t.ID)
+		if err != nil {
+			return failed("MFA status of %s: %w", t.ID, err)
+		}
+		obj := enforce.StatusOf(t.ID, st)
+		if s.json {
+			return s.emit(obj)
+		}
+		s.table(
+			"Tenant", fmt.Sprintf("%s (%s)", t.Name, t.ID),
+			"Kind", string(t.Kind),
+			"MFA", obj.MFAStatus,
+			"Users", fmt.Sprintf("%d, %d with TOTP, %d without", obj.UsersCount, obj.UsersWithTOTPEnabledCount, st.UsersWithoutTOTP()),
+			"Update allowed", yesNo(obj.UpdateAllowed))
+		return nil
+	},
+}
+
+var setCommand = command{
+	name:    "set",
+	args:    "TENANT on|off [--dry-run]",
+	summary: "turn a tenant's MFA on or off, as the webhook's PUT does",
+	details: `The same rules as the webhook: off needs MFA_ALLOW_DISABLE=true; units, folders,
+excluded tenants and tenants Acronis does not allow are refused; a state that
+already holds is not written. A request by name never waits for a rollout's grace.
+
+  --dry-run  decide and report, write nothing
+
+Examples:
+  acronis-mfa set "Contoso Ltd" on
+  acronis-mfa set 3fa85f64-5717-4562-b3fc-2c963f66afa6 on --dry-run --json
+`,
+	flags: func(fs *flag.FlagSet, s *session) { fs.Bool("dry-run", false, "") },
+	run: func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
+		if err := s.oneTenant(ctx, "set", args, 2); err != nil {
+			return err
+		}
+		var enable bool
+		switch strings.ToLower(args[1]) {
+		case "on":
+			enable = true
+		case "off":
+		default:
+			return usagef("set: the state is on or off, not %q", args[1])
+		}
+		t, err := s.tenant(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		e := s.deps.Enforcer()
+		e.Rules.DryRun = e.Rules.DryRun || flagBool(fs, "dry-run")
+		intent := policy.Intent{Enable: enable, Origin: policy.ByCaller}
+		res := e.EnforceID(ctx, enforce.IDRequest{ID: t.ID, Intent: intent})
+		switch {
+		case res.Err != nil:
+			return failed("%s (%s): %s: %w", t.Name, t.ID, enforce.Reason(res), res.Err)
+		case res.Decision.Outcome != policy.Change && res.Decision.Outcome != policy.WouldChange && res.Decision.Outcome != policy.Compliant:
+			return failed("%s (%s) refused: %s", t.Name, t.ID, res.Decision.Reason)
+		}
+		answer := res.Answer(e.Rules.DryRun)
+		if s.json {
+			return s.emit(answer)
+		}
+		what := map[policy.Outcome]string{policy.Change: "changed", policy.WouldChange: "would change (dry run)", policy.Compliant: "already so, nothing written"}
+		s.table(
+			"Tenant", fmt.Sprintf("%s (%s)", t.Name, t.ID),
+			"MFA", fmt.Sprintf("%s -> %s: %s", res.Previous, res.Current, what[res.Decision.Outcome]),
+			"Users without TOTP", fmt.Sprint(res.Status.UsersWithoutTOTP()))
+		return nil
+	},
+}
+
+// userJSON is a user as --json prints it.
+type userJSON struct {
+	ID        string `json:"id"`
+	Login     string `json:"login"`
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	TenantID  string `json:"tenant_id"`
+	Enabled   bool   `json:"enabled"`
+	MFAStatus string `json:"mfa_status"`
+}
+
+var usersCommand = command{
+	name:    "users",
+	args:    "TENANT [--without-totp]",
+	summary: "list a tenant's users and their MFA status",
+	details: `The users of the tenant and of its own folders and units (not its customers').
+
+  --without-totp  only the enabled users who still have to set up TOTP: those
+                  enabling MFA locks out until they do
+
+Examples:
+  acronis-mfa users "Contoso Ltd" --without-totp
+  acronis-mfa users 3fa85f64-5717-4562-b3fc-2c963f66afa6 --json
+`,
+	flags: func(fs *flag.FlagSet, s *session) { fs.Bool("without-totp", false, "") },
+	run: func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
+		if err := s.oneTenant(ctx, "users", args, 1); err != nil {
+			return err
+		}
+		t, err := s.tenant(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		users := []userJSON{}
+		lacking := 0
+		for u, err := range enforce.OwnUsers(ctx, s.deps.Acronis, t) {
+			if err != nil {
+				return failed("users of %s: %w", t.ID, err)
+			}
+			needs := u.Enabled && u.NeedsTOTP()
+			if needs {
+				lacking++
+			}
+			if needs || !flagBool(fs, "without-totp") {
+				users = append(users, userJSON{u.ID, u.Login, u.Email, u.Name(), u.TenantID, u.Enabled, u.MFAStatus})
+			}
+		}
+		if s.json {
+			return s.emit(users)
+		}
+		tw := tabwriter.NewWriter(s.env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "LOGIN\tNAME\tEMAIL\tMFA")
+		for _, u := range users {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Login, u.Name, u.Email, u.MFAStatus)
+		}
+		_ = tw.Flush()
+		fmt.Fprintf(s.env.Stdout, "\n%d users listed; %d of %s's users lack TOTP\n", len(users), lacking, t.Name)
+		return nil
+	},
+}
+
+var sweepCommand = command{
+	name:    "sweep",
+	args:    "[--root ID] [--dry-run] [--updated-within MINUTES] [--csv FILE]",
+	summary: "sweep the tenant tree from this machine",
+	details: `Brings every eligible tenant under the root to MFA_DESIRED_STATE, as the sweep
+function does, and prints its summary. Progress goes to stderr; Ctrl-C stops the
+sweep cleanly and prints what was done.
+
+  --root ID                 sweep this tenant's subtree (default ROOT_TENANT_ID,
+                            else the API client's own tenant)
+  --dry-run                 decide and report, write nothing
+  --updated-within MINUTES  a watch run: only tenants created or updated in the
+                            last MINUTES (1 to 1440)
+  --csv FILE                write the compliance report (full sweeps only), the
+                            same CSV as the sweep function's report in S3
+
+Examples:
+  acronis-mfa sweep --dry-run --csv before.csv
+  acronis-mfa sweep --updated-within 60 --json
+`,
+	flags: func(fs *flag.FlagSet, s *session) {
+		fs.String("root", "", "")
+		fs.Bool("dry-run", false, "")
+		fs.Int("updated-within", 0, "")
+		fs.String("csv", "", "")
+	},
+	run: runSweep,
+}
+
+func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("sweep takes no arguments, got %q (see acronis-mfa sweep --help)", args)
+	}
+	minutes := fs.Lookup("updated-within").Value.(flag.Getter).Get().(int)
+	root, csvPath := fs.Lookup("root").Value.String(), fs.Lookup("csv").Value.String()
+	watch := false
+	fs.Visit(func(f *flag.Flag) { watch = watch || f.Name == "updated-within" })
+	switch {
+	case watch && (minutes < 1 || minutes > 1440):
+		return usagef("--updated-within takes minutes from 1 to 1440, not %d", minutes)
+	case root != "" && !tenant.ValidID(root):
+		return usagef("--root takes a tenant UUID, not %q", root)
+	case csvPath != "" && watch:
+		return usagef("--csv is for full sweeps: a watch run (--updated-within) writes no report")
+	}
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	sw := s.deps.Sweeper()
+	run := sweep.Run{RootTenantID: cmp.Or(strings.ToLower(root), s.deps.Config.RootTenantID),
+		DryRun: s.deps.Config.DryRun || flagBool(fs, "dry-run"), SweepID: "cli-" + time.Now().UTC().Format("20060102T150405Z")}
+	if watch {
+		run.UpdatedSince = time.Now().Add(-time.Duration(minutes) * time.Minute)
+	}
+	if run.RootTenantID == "" {
+		var err error
+		if run.RootTenantID, err = s.deps.Acronis.OwnTenantID(ctx); err != nil {
+			return failed("find the API client's own tenant, the default sweep root: %w", err)
+		}
+	}
+	var csv *fileReport
+	if csvPath != "" {
+		var err error
+		if csv, err = newFileReport(csvPath); err != nil {
+			return usagef("--csv %s: %v", csvPath, err)
+		}
+		sw.NewReport = func(context.Context, string, time.Time) sweep.Report { return csv }
+	}
+	p := newProgress(s.env, s.deps.Acronis.Stats)
+	sw.Progress = p.counts
+	sw.Audit = p.audit
+	p.start(run)
+	sum, err := sw.Run(ctx, run)
+	p.stop()
+	interrupted := ctx.Err() != nil
+	if err == nil && !run.Watch() {
+		c := sum.Compliance()
+		sum.CompliancePercent = &c
+	}
+	if s.json {
+		if werr := s.emit(sum); werr != nil {
+			return werr
+		}
+	} else {
+		s.printSummary(sum, run)
+	}
+	switch {
+	case interrupted:
+		return failed("interrupted: the summary above is what was done")
+	case err != nil:
+		return failed("%w", err)
+	case csv != nil && sum.Report == nil:
+		return failed("the report %s was not written: %w", csvPath, sum.ReportErr)
+	case sum.Failed > 0:
+		return failed("%d tenants failed; their reasons are above", sum.Failed)
+	}
+	return nil
+}
+
+var simCommand = command{
+	name:    "sim",
+	args:    "[--tenants N] [--addr HOST:PORT]",
+	summary: "serve the bundled Acronis simulator to try the commands on",
+	details: `Generates a tenant tree and serves it until Ctrl-C, printing the three
+ACRONIS_* variables that point the other commands at it.
+
+  --tenants N       tenants to generate under the API client's own (default 300)
+  --addr HOST:PORT  where to listen (default 127.0.0.1, a free port)
+
+Example:
+  eval "$(acronis-mfa sim --tenants 50 &)"; acronis-mfa sweep --dry-run
+`,
+	flags: func(fs *flag.FlagSet, s *session) {
+		fs.Int("tenants", 300, "")
+		fs.String("addr", "127.0.0.1:0", "")
+	},
+	run: func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
+		n := fs.Lookup("tenants").Value.(flag.Getter).Get().(int)
+		if len(args) != 0 || n < 0 || n > 1_000_000 {
+			return usagef("sim takes --tenants from 0 to 1000000 and --addr, nothing else")
+		}
+		server := sim.New(sim.Options{ClientSecret: rand.Text()})
+		server.Generate(sim.TreeSpec{Seed: 2026, Size: n, Drift: 0.15})
+		l, err := net.Listen("tcp", fs.Lookup("addr").Value.String())
+		if err != nil {
+			return usagef("--addr: %v", err)
+		}
+		vars := map[string]string{"ACRONIS_BASE_URL": "http://" + l.Addr().String(),
+			"ACRONIS_CLIENT_ID": server.ClientID(), "ACRONIS_CLIENT_SECRET": server.ClientSecret()}
+		if s.json {
+			_ = s.emit(vars)
+		} else {
+			for _, k := range []string{"ACRONIS_BASE_URL", "ACRONIS_CLIENT_ID", "ACRONIS_CLIENT_SECRET"} {
+				fmt.Fprintf(s.env.Stdout, "export %s=%s\n", k, vars[k])
+			}
+		}
+		fmt.Fprintf(s.env.Stderr, "acronis-mfa sim: %d tenants under %s on %s; Ctrl-C stops\n", len(server.All()), server.RootID(), l.Addr())
+		srv := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return failed("serve: %w", err)
+		}
+		return nil
+	},
+}
+
+// fileReport is the --csv report: the same writer as the S3 report's.
+type fileReport struct {
+	path string
+	f    *os.File
+	w    *report.Writer
+	err  error
+}
+
+func newFileReport(path string) (*fileReport, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := report.NewWriter(f)
+	return &fileReport{path: path, f: f, w: w}, err
+}
+
+func (r *fileReport) Add(row report.Row) {
+	if r.err == nil {
+		r.err = r.w.Write(row)
+	}
+}
+
+func (r *fileReport) Finish() (string, error) {
+	err := errors.Join(r.err, r.w.Flush(), r.f.Close())
+	if err != nil {
+		return "", err
+	}
+	return r.path, nil
+}
+
+func flagBool(fs *flag.FlagSet, name string) bool {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(bool)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
