@@ -322,7 +322,8 @@ ACRONIS_* variables that point the other commands at it.
   --addr HOST:PORT  where to listen (default 127.0.0.1, a free port)
 
 Example:
-  eval "$(acronis-mfa sim --tenants 50 &)"; acronis-mfa sweep --dry-run
+  acronis-mfa sim --tenants 50 > sim.env &
+  sleep 1 && . ./sim.env && acronis-mfa sweep --dry-run
 `,
 	flags: func(fs *flag.FlagSet, s *session) {
 		fs.Int("tenants", 300, "")
