@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
@@ -206,19 +205,14 @@ func TestEnforceRereadsAfterAFailedPUT(t *testing.T) {
 		t.Run(map[bool]string{false: "not landed", true: "landed"}[landed], func(t *testing.T) {
 			acr := testkit.NewFixture(t, testkit.AcronisOptions{})
 			// Requests 1 and 2 read the tenant and its switch; 3, the PUT,
-			// answers 503 with a Retry-After.
-			faults, opts := sim.Faults{UnavailableEvery: 3, RetryAfter: 1}, acronis.Options{MaxAttempts: 1}
+			// answers 503 without applying it.
+			faults := sim.Faults{UnavailableEvery: 3, RetryAfter: 1}
 			if landed {
-				// Acronis applies that PUT while the client waits to retry it,
-				// and the retry (4) answers 429.
-				faults.ThrottleEvery = 4
-				opts = acronis.Options{MaxAttempts: 2, Sleep: func(context.Context, time.Duration) error {
-					acr.Sim.SetMFA(testkit.OffCustomer, tenant.MFAEnabled)
-					return nil
-				}}
+				// Acronis applies the PUT, and a gateway loses its answer.
+				faults = sim.Faults{LoseWriteAnswers: []string{testkit.OffCustomer}}
 			}
 			acr.Sim.SetFaults(faults)
-			e := enforce.Enforcer{API: acr.NewClient(opts)}
+			e := enforce.Enforcer{API: acr.NewClient(acronis.Options{MaxAttempts: 1})}
 			res := e.EnforceID(t.Context(), enforce.IDRequest{ID: testkit.OffCustomer, Intent: policy.Intent{Enable: true, Origin: policy.ByCaller}})
 			if n := acr.Sim.Count("GET", "/mfa/status"); n != 2 || !res.Wrote {
 				t.Fatalf("%d reads of the switch (Wrote %v), want the read before the PUT and one after", n, res.Wrote)
