@@ -123,10 +123,9 @@ func (d *Deps) Enforcer() *enforce.Enforcer { return d.enforcer(d.stateTable()) 
 func (d *Deps) enforcer(table *statestore.Table) *enforce.Enforcer {
 	e := &enforce.Enforcer{API: d.Acronis, Rules: d.Config.Rules()}
 	if table != nil {
+		// With a grace of 0 too: the notices given under an earlier grace end
+		// with an enforced notice at the next run, and leave the table.
 		e.Leases = table
-	}
-	if d.Config.RolloutGrace > 0 {
-		// config refuses a grace without STATE_TABLE, so table is there.
 		e.Rollout = &enforce.Rollout{Notices: table, Directory: d.Acronis, Now: time.Now}
 		if pub := d.publisher(); pub != nil {
 			e.Rollout.Notifier = pub

@@ -23,8 +23,9 @@ type API interface {
 type Enforcer struct {
 	API   API
 	Rules policy.Rules
-	// Rollout gives notice before enabling MFA locks users out; nil when
-	// Rules.Grace is 0.
+	// Rollout gives notice before enabling MFA locks users out (when
+	// Rules.Grace is above 0) and closes the notices given; nil without a
+	// state table.
 	Rollout *Rollout
 	// Leases guard each write against overlapping runs; nil without a state
 	// table.
@@ -194,6 +195,19 @@ func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
 		}
 	}
 
+	// A change is leased before it is confirmed: a run that read the switch
+	// before another run's PUT, and leased after it, would write the tenant
+	// and audit the change a second time.
+	unlease := func() {}
+	if res.Decision.Outcome == policy.Change {
+		var err error
+		if unlease, err = e.lease(ctx, t.ID); err != nil {
+			res.Err = err
+			return res
+		}
+	}
+	defer unlease()
+
 	// The tenant object's state may be stale, and it does not say whether this
 	// client may write: ask the mfa/status endpoint before deciding for real.
 	status, err := e.API.MFAStatus(ctx, t.ID)
@@ -218,11 +232,6 @@ func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
 			e.give(ctx, req, facts, &res)
 		}
 	case policy.Change:
-		unlease, err := e.lease(ctx, t.ID)
-		if err != nil {
-			res.Err = err
-			return res
-		}
 		e.write(ctx, &res)
 		unlease()
 		if res.Err == nil && notice != nil {
@@ -257,10 +266,11 @@ func (e *Enforcer) write(ctx context.Context, res *Result) {
 	}
 }
 
-// rollingOut reports whether the rollout's grace applies to the intent:
-// enabling by policy, with a grace configured.
+// rollingOut reports whether the rollout's notices apply to the intent:
+// enabling by policy, with a state table. With a grace of 0 a notice is no
+// longer given, and one given earlier ends with the tenant's enforcement.
 func (e *Enforcer) rollingOut(in policy.Intent) bool {
-	return e.Rollout != nil && e.Rules.Grace > 0 && in.Enable && in.Origin == policy.ByPolicy
+	return e.Rollout != nil && in.Enable && in.Origin == policy.ByPolicy
 }
 
 func (e *Enforcer) now() time.Time {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"acronismfa/internal/acronis"
@@ -35,7 +36,7 @@ const (
 )
 
 // lease takes the tenant's write lease, if leases are kept, and returns how to
-// give it back.
+// give it back, which only the first call does.
 func (e *Enforcer) lease(ctx context.Context, tenantID string) (func(), error) {
 	if e.Leases == nil {
 		return func() {}, nil
@@ -48,10 +49,10 @@ func (e *Enforcer) lease(ctx context.Context, tenantID string) (func(), error) {
 	case !ok:
 		return nil, fmt.Errorf("tenant %s: %w", tenantID, ErrBusy)
 	}
-	return func() {
+	return sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unleaseTimeout)
 		defer cancel()
 		// A lease not given back lapses after leaseTTL: nothing is lost.
 		_ = e.Leases.Unlease(ctx, tenantID, holder)
-	}, nil
+	}), nil
 }

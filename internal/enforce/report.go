@@ -30,11 +30,12 @@ func Audit(ctx context.Context, l *slog.Logger, r Result, sweepID string, dryRun
 		Current:          r.Current,
 		SweepID:          sweepID,
 		UsersWithoutTOTP: r.UsersWithoutTOTP(),
-		Deadline:         r.Decision.Deadline,
 		DryRun:           dryRun,
 	}
+	// A tenant that failed has no grace running: its notice was not given.
 	if o := r.Decision.Outcome; r.Err == nil && (o == policy.Notify || o == policy.InGrace) {
 		a.UsersWithoutTOTP = r.Status.UsersWithoutTOTP()
+		a.Deadline = r.Decision.Deadline
 	}
 	switch {
 	case r.Err != nil:

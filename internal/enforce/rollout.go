@@ -151,7 +151,8 @@ func OwnUsers(ctx context.Context, dir Directory, t tenant.Tenant) iter.Seq2[ten
 	return func(yield func(tenant.User, error) bool) {
 		own := map[string]bool{t.ID: true}
 		if t.Kind != tenant.KindCustomer {
-			// Customers hold only units; other kinds hold tenants of their own.
+			// A customer's subtree is its own: customers hold only units.
+			// Other kinds hold tenants of their own.
 			for queue := []string{t.ID}; len(queue) > 0; queue = queue[1:] {
 				children, err := dir.Children(ctx, queue[0])
 				if err != nil {
@@ -171,7 +172,7 @@ func OwnUsers(ctx context.Context, dir Directory, t tenant.Tenant) iter.Seq2[ten
 				yield(tenant.User{}, err)
 				return
 			}
-			if own[u.TenantID] && !yield(u, nil) {
+			if (t.Kind == tenant.KindCustomer || own[u.TenantID]) && !yield(u, nil) {
 				return
 			}
 		}

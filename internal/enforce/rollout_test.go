@@ -225,13 +225,18 @@ func listedOff(t *testing.T, acr *testkit.Acronis, id string) tenant.Tenant {
 }
 
 // Overlapping runs write a tenant once: the one that finds the lease taken
-// fails transiently, and its retry finds the tenant written.
+// fails transiently, and its retry finds the tenant written. The lease covers
+// the confirming read too: a switch read while another run writes it would
+// be stale by the time of the PUT.
 func TestWriteLease(t *testing.T) {
 	r := newRollout(t, policy.Rules{})
 	release := r.state.HoldLease(testkit.Twin1)
 	res := r.enforce(t, testkit.Twin1)
 	if !errors.Is(res.Err, enforce.ErrBusy) || !enforce.Retryable(res.Err) || r.writes() != 0 {
 		t.Fatalf("while another run writes the tenant: %+v", res)
+	}
+	if n := r.acr.Sim.Count(http.MethodGet, "/mfa/status"); n != 0 {
+		t.Errorf("the switch was read %d times under another run's lease", n)
 	}
 	if audits, _ := report(t, r.acr, res, false); audits[0]["reason"] != "busy: "+enforce.ErrBusy.Error() {
 		t.Errorf("audited %v", audits)
@@ -273,9 +278,10 @@ func TestRolloutBookkeepingFailures(t *testing.T) {
 		r := newRollout(t, policy.Rules{})
 		r.state.Put(statestore.Notice{TenantID: testkit.OnCustomer, ClaimedAt: r.clock.Now(), NoticedAt: r.clock.Now()})
 		r.clock.Advance(week)
-		notices := r.state.Snapshot()
-		r.state.Down(down)
-		res := r.e.Enforce(t.Context(), enforce.Request{Tenant: listedOff(t, r.acr, testkit.OnCustomer), Intent: policy.Intent{Enable: true}, Notices: notices})
+		notices, listed := r.state.Snapshot(), listedOff(t, r.acr, testkit.OnCustomer)
+		// The table goes down once the change is leased, as Acronis is asked.
+		r.acr.Sim.SetFaults(sim.Faults{BeforeRequest: func(int) { r.state.Down(down) }})
+		res := r.e.Enforce(t.Context(), enforce.Request{Tenant: listed, Intent: policy.Intent{Enable: true}, Notices: notices})
 		if res.Decision.Outcome != policy.Compliant || res.Err != nil || res.NoticeErr == nil || res.Quiet() {
 			t.Fatalf("%+v", res)
 		}
@@ -306,6 +312,16 @@ func TestRolloutNoticeNamesTheTenantsOwnUsers(t *testing.T) {
 		if u.ID == "" || u.Login == "" || u.Email == "" {
 			t.Errorf("user %+v", u)
 		}
+	}
+
+	// A customer's units are its own: their users are named with its own.
+	const other, otherUnit = "e0000000-0000-4000-8000-000000000005", "e0000000-0000-4000-8000-000000000006"
+	add(sim.Tenant{ID: other, Kind: "customer", ParentID: partner, Enabled: true, UpdateAllowed: true, UsersCount: 4})
+	add(sim.Tenant{ID: otherUnit, Kind: "unit", ParentID: other, Enabled: true, UsersCount: 3})
+	res = r.enforce(t, other)
+	doc, ok = r.pub.Published()[1].(notify.GraceStarted)
+	if !res.Notified || !ok || doc.UsersWithoutTOTP != 7 || len(doc.Users) != 7 || doc.UsersTruncated {
+		t.Fatalf("customer with a unit: %+v; published %#v", res, r.pub.Published())
 	}
 }
 

@@ -49,7 +49,10 @@ func (r *S3Report) Add(row Row) {
 }
 
 // Finish completes the report, copies it to latest.csv, and returns its
-// s3:// URI. On any failure nothing is left under the dated key.
+// s3:// URI. A failed upload leaves nothing under the dated key. Should only
+// the copy fail, the report stays whole under its dated key, which the error
+// names, and latest.csv keeps the previous report: the function is not
+// allowed to delete reports, so that none of an audit trail can be lost.
 func (r *S3Report) Finish() (string, error) {
 	if err := r.csv.Flush(); err != nil {
 		r.upload.Abort(err)
@@ -77,6 +80,3 @@ func copySource(bucket, key string) string {
 	}
 	return url.PathEscape(bucket) + "/" + strings.Join(segs, "/")
 }
-
-// Abandon gives the report up: the sweep ended without one.
-func (r *S3Report) Abandon(cause error) { r.upload.Abort(cause) }

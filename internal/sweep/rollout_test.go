@@ -18,9 +18,9 @@ import (
 
 const week = 7 * 24 * time.Hour
 
-// graceSplit counts the drifting tenants a sweep may change: those whose users
+// graceSplit sorts the drifting tenants a sweep may change: those whose users
 // all have TOTP (enforced at once) and those that lock users out (notified).
-func graceSplit(all []sim.Tenant) (atOnce, notified int) {
+func graceSplit(all []sim.Tenant) (atOnce, notified []string) {
 	lacking := map[string]int{}
 	byID := map[string]sim.Tenant{}
 	for _, tn := range all {
@@ -39,9 +39,9 @@ func graceSplit(all []sim.Tenant) (atOnce, notified int) {
 			continue
 		}
 		if lacking[tn.ID] > 0 {
-			notified++
+			notified = append(notified, tn.ID)
 		} else {
-			atOnce++
+			atOnce = append(atOnce, tn.ID)
 		}
 	}
 	return atOnce, notified
@@ -49,7 +49,8 @@ func graceSplit(all []sim.Tenant) (atOnce, notified int) {
 
 func TestSweepRolloutNoticeGraceEnforcement(t *testing.T) {
 	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
-	atOnce, toNotify := graceSplit(acr.Sim.All())
+	ids, notifiedIDs := graceSplit(acr.Sim.All())
+	atOnce, toNotify := len(ids), len(notifiedIDs)
 	r := newRunner(t, acr, policy.Rules{Grace: week})
 
 	sum, emf, err := r.sweepOnce(t, `{}`)
@@ -92,20 +93,50 @@ func TestSweepRolloutNoticeGraceEnforcement(t *testing.T) {
 	if err != nil || sum.Changed != toNotify || sum.InGrace != 0 || len(r.state.Snapshot()) != 0 {
 		t.Fatalf("after the deadline: %+v, %v; notices left %v", sum, err, r.state.Snapshot())
 	}
-	enforced := 0
-	for _, n := range r.pub.Published() {
-		if _, ok := n.(notify.Enforced); ok {
-			enforced++
+	if n := enforcedNotices(r.pub); n != toNotify {
+		t.Errorf("%d enforced notices, want %d", n, toNotify)
+	}
+}
+
+// An operator who sets the grace to 0 ends every grace at the next run: the
+// tenants in grace are enforced, each with its enforced notice, and their
+// notices leave the table.
+func TestSweepGraceZeroEndsEveryGrace(t *testing.T) {
+	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
+	_, notifiedIDs := graceSplit(acr.Sim.All())
+	r := newRunner(t, acr, policy.Rules{Grace: week})
+	if sum, _, err := r.sweepOnce(t, `{}`); err != nil || sum.Notified != len(notifiedIDs) {
+		t.Fatalf("first sweep: %+v, %v", sum, err)
+	}
+	r.h.Sweeper.Enforcer.Rules.Grace = 0
+	r.clock.Advance(time.Hour)
+	reads := r.state.Reads()
+	sum, _, err := r.sweepOnce(t, `{}`)
+	if err != nil || sum.Changed != len(notifiedIDs) || sum.InGrace != 0 || len(r.state.Snapshot()) != 0 {
+		t.Fatalf("grace 0: %+v, %v; notices left %v", sum, err, r.state.Snapshot())
+	}
+	if n := r.state.Reads() - reads; n != 1 {
+		t.Errorf("%d reads of the state, want the full sweep's one query", n)
+	}
+	if n := enforcedNotices(r.pub); n != len(notifiedIDs) {
+		t.Errorf("%d enforced notices, want %d", n, len(notifiedIDs))
+	}
+}
+
+func enforcedNotices(pub *testkit.Publisher) int {
+	n := 0
+	for _, p := range pub.Published() {
+		if _, ok := p.(notify.Enforced); ok {
+			n++
 		}
 	}
-	if enforced != toNotify {
-		t.Errorf("%d enforced notices, want %d", enforced, toNotify)
-	}
+	return n
 }
 
 func TestSweepRolloutDryRun(t *testing.T) {
 	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
-	_, toNotify := graceSplit(acr.Sim.All())
+	_, notifiedIDs := graceSplit(acr.Sim.All())
+	toNotify := len(notifiedIDs)
 	r := newRunner(t, acr, policy.Rules{Grace: week, DryRun: true})
 	sum, _, err := r.sweepOnce(t, `{}`)
 	if err != nil || sum.InGrace != toNotify || sum.Notified != 0 || len(r.state.Snapshot()) != 0 || len(r.pub.Published()) != 0 {

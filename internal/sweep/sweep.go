@@ -233,7 +233,7 @@ func (r *run) checkRoot() error {
 
 // rollingOut reports whether this run gives notice before enabling.
 func (r *run) rollingOut() bool {
-	return r.Notices != nil && r.enf.Rollout != nil && r.enf.Rules.Grace > 0 && r.intent.Enable
+	return r.Notices != nil && r.enf.Rollout != nil && r.intent.Enable
 }
 
 // finishReport completes the report, if any; a report that cannot be written

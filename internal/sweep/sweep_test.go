@@ -157,17 +157,15 @@ func newRig(acr *testkit.Acronis, rules policy.Rules) *rig {
 	return newRigOn(acr, testkit.NewTicker(3*time.Millisecond), rules)
 }
 
-// newRigOn is newRig on a clock the simulator may share; with a grace, the
-// rollout's notices go to r.pub and its state to r.state, which also holds
-// the write leases.
+// newRigOn is newRig on a clock the simulator may share, with a state table as
+// the stack has one: the rollout's notices go to r.pub and its state to
+// r.state, which also holds the write leases.
 func newRigOn(acr *testkit.Acronis, clock *testkit.Clock, rules policy.Rules) *rig {
 	r := &rig{acr: acr, out: testkit.NewOutput(nil), clock: clock, pub: &testkit.Publisher{}}
 	r.state = testkit.NewMemoryState(clock.Now)
 	s := newSweeper(acr, rules)
 	s.Now, s.Notices, s.Enforcer.Leases = clock.Now, r.state, r.state
-	if rules.Grace > 0 {
-		s.Enforcer.Rollout = &enforce.Rollout{Notices: r.state, Notifier: r.pub, Directory: acr.Client, Now: clock.Now}
-	}
+	s.Enforcer.Rollout = &enforce.Rollout{Notices: r.state, Notifier: r.pub, Directory: acr.Client, Now: clock.Now}
 	r.h = &sweep.Handler{Sweeper: *s, Acronis: acr.Client, DryRun: rules.DryRun, Notifier: r.pub, Namespace: namespace, Out: r.out,
 		Logger: telemetry.NewLogger(r.out, "sweep", "schedule", slog.LevelInfo)}
 	return r

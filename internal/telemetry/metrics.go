@@ -41,15 +41,6 @@ var counters = [...]string{
 	MetricAcronisErrors, MetricTenantsInGrace, MetricTenantsNotified,
 }
 
-// Counters lists the counts every invocation's document carries.
-func Counters() []string { return slices.Clone(counters[:]) }
-
-// SweepOnly lists the metrics only a sweep's document carries (CompliancePercent
-// and ReportFailures, full sweeps only).
-func SweepOnly() []string {
-	return []string{MetricSweepDurationMs, MetricCompliancePercent, MetricReportFailures}
-}
-
 // Metrics collects one invocation's metrics. Its methods are safe for concurrent
 // use, so a sweep's workers count into one Metrics.
 type Metrics struct {
@@ -74,9 +65,6 @@ var (
 	Worker  = Source{Function: "worker", Trigger: "sqs"}
 	Sweep   = Source{Function: "sweep", Trigger: "schedule"}
 )
-
-// Sources lists every function that emits metrics.
-func Sources() []Source { return []Source{Webhook, Worker, Sweep} }
 
 // NewMetrics returns empty metrics for one invocation of src, to be published
 // in the CloudWatch namespace.
