@@ -1,32 +1,25 @@
-// Command demo runs the whole job on this machine, with no AWS account and no
-// Docker (`make demo`): it builds the three functions, runs each under the AWS
-// Lambda Runtime Interface Emulator with Secrets Manager and SQS served by a
-// local moto_server and Acronis by the bundled simulator, drives them through
-// a dry-run sweep, a real sweep, signed webhook calls and a queue batch, and
-// reports what each step sent, got back, changed and measured. It stands on the
-// end-to-end tests' kit (internal/testkit) and checks what they check.
-//
-// The functions' own logs go to .demo/functions.log. The exit status is 0 only
-// when every step did what the contract says.
+// Command demo runs the whole job on this machine with no AWS account and no
+// Docker (`make demo`): the functions built from this tree under the Lambda
+// Runtime Interface Emulator, AWS from a local moto_server, Acronis from the
+// bundled simulator. It tells a rollout with a grace, a watch run, webhook
+// calls and replays, and a queue batch, shows what each step sent, got back,
+// changed, published and measured, and checks what the end-to-end tests check,
+// on their kit (internal/testkit). The functions' logs go to
+// .demo/functions.log. The exit status is 0 only when every step did what the
+// contract says.
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/tenant"
@@ -36,29 +29,26 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Stdout)
-	interrupted := ctx.Err() != nil
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted (%w)", err)
+	}
 	stop()
 	if err != nil {
-		if interrupted {
-			err = fmt.Errorf("interrupted (%w)", err)
-		}
 		fmt.Fprintf(os.Stderr, "\ndemo FAILED: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-var functions = []string{"webhook", "worker", "sweep"}
-
 // demo is the running world and the report.
 type demo struct {
-	out     io.Writer
-	sim     *sim.Server
-	stack   *testkit.Stack
-	fn      map[string]*testkit.Function
-	logPath string
-	step    int
-	// Customers a provisioning system creates after the first sweeps.
-	fabrikam, contoso, northwind sim.Tenant
+	out                                   io.Writer
+	logPath                               string
+	local                                 *testkit.Local
+	fn                                    map[string]*testkit.Function
+	logs                                  map[string]*testkit.Output // what each process wrote, by a name
+	step                                  int
+	atOnce, notice                        []sim.Tenant // the drifting tenants a rollout enables at once, and those it notifies
+	console, fabrikam, contoso, northwind sim.Tenant   // created in the console and by a provisioning system
 }
 
 func run(ctx context.Context, out io.Writer) error {
@@ -67,66 +57,71 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rie, err := testkit.FindRIE()
-	if err != nil {
-		return fmt.Errorf("%w (make demo installs it)", err)
-	}
-	dir := filepath.Join(root, ".demo")
-	d := &demo{out: out, fn: map[string]*testkit.Function{}, logPath: filepath.Join(dir, "functions.log")}
-	outputs := map[string]*testkit.Output{"moto": testkit.NewOutput(nil)}
-	defer func() { _ = writeLogs(d.logPath, append([]string{"moto"}, functions...), outputs) }()
-	fmt.Fprint(out, "Acronis MFA enforcer: local demo\n",
-		"Three Lambda functions built from this tree, run under aws-lambda-rie (the real runtime API);\n",
-		"Secrets Manager and SQS from a local moto_server; Acronis from the bundled simulator.\n\n")
-
-	paths, err := testkit.BuildFunctions(ctx, filepath.Join(dir, "bin"), functions...)
+	d := &demo{out: out, fn: map[string]*testkit.Function{}, logPath: filepath.Join(root, ".demo", "functions.log"),
+		logs: map[string]*testkit.Output{"moto": testkit.NewOutput(nil)}}
+	defer func() { _ = writeLogs(d.logPath, d.logs) }()
+	fmt.Fprint(out, "Acronis MFA enforcer: local demo\nThree Lambda functions built from this tree, run under aws-lambda-rie (the real runtime API);\n",
+		"Secrets Manager, SQS, DynamoDB, SNS and S3 from a local moto_server; Acronis from the bundled simulator.\n\n")
+	paths, err := testkit.BuildFunctions(ctx, filepath.Join(root, ".demo", "bin"), "webhook", "worker", "sweep")
 	if err != nil {
 		return fmt.Errorf("build the functions: %w", err)
 	}
-	took := time.Since(start)
-	moto, err := testkit.StartMoto(ctx, outputs["moto"])
-	if err != nil {
+	fmt.Fprintf(out, "setup\n  built webhook, worker, sweep (CGO_ENABLED=0, -tags lambda.norpc) in %s\n", time.Since(start).Round(100*time.Millisecond))
+	s := sim.New(sim.Options{ClientSecret: rand.Text()})
+	s.Generate(sim.TreeSpec{Seed: 2024, Size: 300, Drift: 0.15})
+	all := s.All() // the API client's own tenant first
+	d.atOnce, d.notice = testkit.DriftOf(all).Grace(all)
+	if d.local, err = testkit.StartLocal(ctx, testkit.LocalOptions{Sim: s, Key: []byte(rand.Text()), Bootstraps: paths,
+		MotoOutput: d.logs["moto"]}); err != nil {
 		return err
 	}
-	defer moto.Stop()
-	d.sim = sim.New(sim.Options{ClientSecret: rand.Text()})
-	d.sim.Generate(sim.TreeSpec{Seed: 2026, Size: 300, Drift: 0.15})
-	acronisURL, stopSim, err := testkit.ServeSim(d.sim)
-	if err != nil {
-		return err
-	}
-	defer stopSim()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key) // crypto/rand.Read never fails
-	if d.stack, err = testkit.NewStack(ctx, moto, testkit.CredentialsJSON(acronisURL, d.sim.ClientID(), d.sim.ClientSecret()), key); err != nil {
-		return err
-	}
-	own, _ := d.sim.Get(d.sim.RootID())
-	fmt.Fprintf(out, "setup\n  built webhook, worker, sweep (CGO_ENABLED=0, -tags lambda.norpc) in %s\n", took.Round(100*time.Millisecond))
-	fmt.Fprintf(out, "  moto_server     %s  (secrets %s, %s; queue %s)\n", moto.Endpoint, testkit.AcronisSecretName, testkit.WebhookSecretName, testkit.QueueName)
-	fmt.Fprintf(out, "  Acronis sim     %s  (%d tenants under %q)\n", acronisURL, len(d.sim.All()), own.Name)
-	for _, name := range functions {
-		f, err := testkit.Start(ctx, testkit.Options{RIE: rie, Bootstrap: paths[name], Env: d.stack.Env(name, nil), Timeout: time.Minute})
-		if err != nil {
-			return fmt.Errorf("start %s under the emulator: %w", name, err)
+	defer d.local.Close()
+	fmt.Fprintf(out, "  moto_server     %s  (secrets %s, %s; queue %s;\n                  state table %s; topic %s, a queue subscribed; bucket %s)\n",
+		d.local.Stack.Moto.Endpoint, testkit.AcronisSecretName, testkit.WebhookSecretName, testkit.QueueName, testkit.StateTableName, testkit.TopicName, testkit.ReportBucket)
+	fmt.Fprintf(out, "  Acronis sim     %s  (%d tenants under %q; MFA off on %d that policy turns on: %d whose users all\n"+
+		"                  have TOTP, %d with users it would lock out)\n  configuration   the template's: ROLLOUT_GRACE_DAYS=7, STATE_TABLE, "+
+		"NOTIFY_TOPIC_ARN; for the sweep ENFORCE_QUEUE_URL, REPORT_BUCKET, REPORT_PREFIX\n", d.local.AcronisURL, len(all), all[0].Name, len(d.atOnce)+len(d.notice), len(d.atOnce), len(d.notice))
+	for _, name := range []string{"webhook", "worker", "sweep"} {
+		if err := d.start(ctx, name, "7"); err != nil {
+			return err
 		}
-		defer f.Stop()
-		d.fn[name], outputs[name] = f, f.Output()
-		fmt.Fprintf(out, "  %-15s %s  (aws-lambda-rie, %s)\n", name, f.URL, filepath.Join(".demo", "bin", name))
 	}
-	fmt.Fprintf(out, "  function logs   %s\n", d.logPath)
 
-	dryRun, errDry := testkit.ReadEvent("sweep-dry-run.json")
-	scheduled, errScheduled := testkit.ReadEvent("sweep-scheduled.json")
-	if err := errors.Join(errDry, errScheduled); err != nil {
-		return err
+	sweep := func(title, file, sent string, want testkit.SweepExpect) func(context.Context) error {
+		return func(ctx context.Context) error { return d.sweep(ctx, title, file, sent, want) }
 	}
 	for _, step := range []func(context.Context) error{
-		d.sweepStep("Dry-run sweep", fmt.Sprintf("%s  (events/sweep-dry-run.json: an ad-hoc run's override)", bytes.TrimSpace(dryRun)), dryRun, true),
-		d.sweepStep("Scheduled sweep", `EventBridge "Scheduled Event" from the schedule rule (events/sweep-scheduled.json), detail {}`, scheduled, false),
-		d.newTenants, d.webhookCalls, d.workerBatch,
-		d.sweepStep("Check: dry-run sweep with EventBridge Scheduler's bare input",
-			`{"dry_run": true}  (what a ScheduleV2 target's Input carries)`, []byte(`{"dry_run": true}`), true),
+		sweep("Dry-run sweep: what a rollout with a 7-day grace would do", "sweep-dry-run.json", "an ad-hoc run's override",
+			testkit.SweepExpect{DryRun: true, Enable: testkit.IDs(d.atOnce), InGrace: len(d.notice)}),
+		sweep("Scheduled sweep: MFA on at once where nobody is locked out, notice to the others", "sweep-scheduled.json",
+			`EventBridge "Scheduled Event" of the schedule rule`, testkit.SweepExpect{Enable: testkit.IDs(d.atOnce), InGrace: len(d.notice),
+				Notified: len(d.notice), Notices: map[string][]string{"grace_started": testkit.IDs(d.notice)}}),
+		sweep("The next scheduled sweep: tenants in grace cost no Acronis request", "sweep-scheduler.json", "EventBridge Scheduler's input",
+			testkit.SweepExpect{InGrace: len(d.notice), Notices: map[string][]string{}}),
+		func(ctx context.Context) error {
+			d.console = sim.Tenant{Name: "Tailspin Toys"}
+			if err := d.create("someone in the Acronis console, telling nobody,", &d.console); err != nil {
+				return err
+			}
+			return d.sweep(ctx, "Watch run: the template's watch schedule, every minute", "sweep-watch.json", "the watch schedule's input",
+				testkit.SweepExpect{Seen: 1, Enable: []string{d.console.ID}})
+		},
+		func(context.Context) error {
+			d.fabrikam, d.contoso = sim.Tenant{Name: "Fabrikam Inc", UsersCount: 25, UsersWithTOTP: 3}, sim.Tenant{Name: "Contoso Ltd", UsersCount: 12}
+			d.northwind = sim.Tenant{Name: "Northwind Traders", UsersCount: 8, UsersWithTOTP: 8}
+			return d.create("a provisioning system", &d.fabrikam, &d.contoso, &d.northwind)
+		},
+		d.webhookCalls, d.workerBatch,
+		func(ctx context.Context) error {
+			fmt.Fprint(d.out, "\n   Meanwhile an operator sets ROLLOUT_GRACE_DAYS=0, and the sweep function restarts under the emulator:\n")
+			if err := d.start(ctx, "sweep", "0"); err != nil {
+				return err
+			}
+			noticed := slices.Sorted(slices.Values(append(testkit.IDs(d.notice), d.contoso.ID)))
+			return d.sweep(ctx, "The grace ends: a grace of 0 days ends every grace at the next run", "sweep-scheduler.json",
+				"EventBridge Scheduler's input", testkit.SweepExpect{Enable: noticed, Notices: map[string][]string{"enforced": noticed}})
+		},
+		sweep("Check: a dry run finds nothing left to change", "sweep-dry-run.json", "an ad-hoc run's override", testkit.SweepExpect{DryRun: true}),
 	} {
 		if err := step(ctx); err != nil {
 			return fmt.Errorf("%w (function logs: %s)", err, d.logPath)
@@ -136,166 +131,31 @@ func run(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// sweepStep runs a sweep and checks that it dealt with exactly the tenants
-// that drift: a dry run changes none of them, a real sweep each, one PUT each.
-func (d *demo) sweepStep(title, sent string, event []byte, dryRun bool) func(context.Context) error {
-	return func(ctx context.Context) error {
-		d.header(title)
-		d.printf("sent: %s", sent)
-		before, states, puts := testkit.DriftOf(d.sim.All()), testkit.MFAStates(d.sim), d.sim.Count("PUT", "/mfa/status")
-		inv, s, err := d.fn["sweep"].Sweep(ctx, event)
-		if err != nil {
-			return err
-		}
-		d.printSummary(s)
-		n, puts := s.Counts, d.sim.Count("PUT", "/mfa/status")-puts
-		total, top := testkit.TOTPDebt(inv.Audits())
-		d.printf("simulator: MFA off before: %s", before)
-		d.printf("           MFA off after:  %s", testkit.DriftOf(d.sim.All()))
-		want, done, left := before.IDs(), "changed", "would_change"
-		if dryRun {
-			want, done, left = nil, "would_change", "changed"
-			d.printf("           PUT requests: %d (a dry run writes nothing)", puts)
-			d.printf("           enabling would make %d users set up TOTP; most in: %s", total, most(top))
-		} else {
-			d.printf("           PUT requests: %d, one per tenant changed (%d Acronis requests in all for %d tenants)",
-				puts, int(inv.EMF.Metrics["AcronisRequests"]), n["tenants_seen"])
-			d.printf("           %d users must now set up TOTP at their next login; most in: %s", total, most(top))
-		}
-		d.printEMF(inv.EMF)
-		if n["tenants_seen"] != len(d.sim.All()) || n[done] != len(before.Fixable) || n[left] != 0 || n["failed"] != 0 || puts != len(want) {
-			return fmt.Errorf("summary %v after %d PUTs; the simulator has %d tenants, %d to fix", n, puts, len(d.sim.All()), len(before.Fixable))
-		}
-		if changed := testkit.Changed(states, testkit.MFAStates(d.sim)); !slices.Equal(changed, want) {
-			return fmt.Errorf("the sweep changed %d tenants, want %d", len(changed), len(want))
-		}
-		if len(before.Fixable) == 0 {
-			d.printf("the whole tree is compliant: nothing left to change")
-		}
-		return nil
-	}
-}
-
-func (d *demo) newTenants(context.Context) error {
-	all := d.sim.All()
-	parent := all[slices.IndexFunc(all, func(t sim.Tenant) bool { return t.Kind == "partner" && t.ID != d.sim.RootID() && t.Enabled })]
-	fmt.Fprintf(d.out, "\n   Meanwhile a provisioning system creates 3 customers under %q, MFA off as Acronis creates them:\n", parent.Name)
-	for _, c := range []struct {
-		t           *sim.Tenant
-		name        string
-		users, totp int
-	}{{&d.fabrikam, "Fabrikam Inc", 25, 3}, {&d.contoso, "Contoso Ltd", 12, 0}, {&d.northwind, "Northwind Traders", 8, 8}} {
-		if err := d.sim.Add(sim.Tenant{Name: c.name, Kind: "customer", ParentID: parent.ID, Enabled: true, UpdateAllowed: true,
-			MFAStatus: tenant.MFADisabled, UsersCount: c.users, UsersWithTOTP: c.totp}); err != nil {
-			return err
-		}
-		all = d.sim.All() // the simulator gave it an id
-		*c.t = all[slices.IndexFunc(all, func(t sim.Tenant) bool { return t.Name == c.name })]
-		fmt.Fprintf(d.out, "     %-18s %s  %d users, %d with TOTP\n", c.name, c.t.ID, c.users, c.totp)
-	}
-	return nil
-}
-
-// webhook sends a request about Fabrikam signed now with key, and shows it
-// and the answer.
-func (d *demo) webhook(ctx context.Context, key []byte, method, body string) (testkit.Invocation, testkit.HTTPAnswer, error) {
-	req := testkit.WebhookRequest(key, time.Now(), method, d.fabrikam.ID, body)
-	sig := req.Headers["webhook-signature"]
-	d.printf("sent: %s", strings.TrimSpace(method+" "+req.RawPath+" "+body))
-	d.printf("      webhook-id %s, webhook-timestamp %s, webhook-signature %s…", req.Headers["webhook-id"], req.Headers["webhook-timestamp"], sig[:min(len(sig), 15)])
-	inv, a, err := d.fn["webhook"].Webhook(ctx, req)
-	if err == nil {
-		d.printJSON(fmt.Sprintf("answer: HTTP %d, Content-Type %s", a.StatusCode, a.Headers["Content-Type"]), a.Body)
-	}
-	return inv, a, err
-}
-
-// webhookCalls are a signed GET, a signed PUT turning MFA on, and a PUT signed
-// with a key the stack does not know, all about the new customer Fabrikam.
-func (d *demo) webhookCalls(ctx context.Context) error {
-	t := d.fabrikam
-	d.header(fmt.Sprintf("Webhook: signed GET of %s's MFA status", t.Name))
-	inv, a, err := d.webhook(ctx, d.stack.Key, "GET", "")
+// start runs function name under the emulator as the template configures it,
+// with ROLLOUT_GRACE_DAYS=grace, in place of the instance running, if any.
+func (d *demo) start(ctx context.Context, name, grace string) error {
+	f, err := d.local.Start(ctx, name, map[string]string{"ROLLOUT_GRACE_DAYS": grace})
 	if err != nil {
 		return err
 	}
-	d.printEMF(inv.EMF)
-	if a.StatusCode != 200 || a.JSON["tenant_id"] != t.ID || a.JSON["mfa_status"] != tenant.MFADisabled {
-		return fmt.Errorf("GET: HTTP %d %s, want 200 with %s disabled", a.StatusCode, a.Body, t.ID)
-	}
-
-	d.header(fmt.Sprintf("Webhook: signed PUT turning MFA on for %s", t.Name))
-	if inv, a, err = d.webhook(ctx, d.stack.Key, "PUT", `{"enabled": true}`); err != nil {
-		return err
-	}
-	after, _ := d.sim.Get(t.ID)
-	users, totp := testkit.UserTotals(d.sim.All(), t)
-	d.printf("simulator: %s %s -> %s; %d users must now set up TOTP", t.Name, t.MFAStatus, after.MFAStatus, users-totp)
-	for _, a := range inv.Audits() {
-		d.printf("audit:     action %v, reason %q, previous %v, current %v", a["action"], a["reason"], a["previous"], a["current"])
-	}
-	d.printEMF(inv.EMF)
-	if a.StatusCode != 200 || a.JSON["changed"] != true || !tenant.MFAOn(after.MFAStatus) || len(inv.Audits()) != 1 {
-		return fmt.Errorf("PUT: HTTP %d %s, simulator %s, want 200 changed true, MFA on, one audit line", a.StatusCode, a.Body, after.MFAStatus)
-	}
-
-	d.header("Webhook: a PUT signed with a key the stack does not know")
-	requests := len(d.sim.Requests())
-	if inv, a, err = d.webhook(ctx, []byte("an attacker's key"), "PUT", `{"enabled": false}`); err != nil {
-		return err
-	}
-	now, _ := d.sim.Get(t.ID)
-	d.printf("simulator: %d requests reached Acronis; %s is still %s", len(d.sim.Requests())-requests, t.Name, now.MFAStatus)
-	d.printEMF(inv.EMF)
-	if e, _ := a.JSON["error"].(map[string]any); a.StatusCode != 401 || e["code"] != "unauthorized" || len(d.sim.Requests()) != requests {
-		return fmt.Errorf("forged PUT: HTTP %d %s, want 401 unauthorized and no Acronis request", a.StatusCode, a.Body)
-	}
+	d.fn[name] = f // one it replaces idles until the end
+	d.logs[name+" "+grace+"d"] = f.Output()
+	fmt.Fprintf(d.out, "  %-15s %s  (aws-lambda-rie, %s)\n", name, f.URL, filepath.Join(".demo", "bin", name))
 	return nil
 }
 
-func (d *demo) workerBatch(ctx context.Context) error {
-	all := d.sim.All()
-	compliant := all[slices.IndexFunc(all, func(t sim.Tenant) bool { return t.Kind == "customer" && t.Enabled && tenant.MFAOn(t.MFAStatus) })]
-	unit := all[slices.IndexFunc(all, func(t sim.Tenant) bool { return t.Kind == "unit" })]
-	nw := d.northwind.ID
-	msgs := []struct{ id, shape, body, shown, tenant string }{
-		{"msg-1", "EventBridge event", testkit.TenantCreated(fmt.Sprintf(`{"tenant_id":%q}`, nw)),
-			fmt.Sprintf(`{"version":"0",…,"detail-type":"Tenant Created",…,"detail":{"tenant_id":%q}}`, nw), nw},
-		{"msg-2", "tenant by name", fmt.Sprintf(`{"tenant_name":%q}`, d.contoso.Name), "", d.contoso.ID},
-		{"msg-3", "explicit disable", fmt.Sprintf(`{"tenant_id":%q,"enabled":false}`, compliant.ID), "", compliant.ID},
-		{"msg-4", "a unit (inherits)", fmt.Sprintf(`{"tenant_id":%q}`, unit.ID), "", unit.ID},
-		{"msg-5", "malformed", `{"tenant_id": "` + nw[:8], "", ""},
-	}
-	d.header("Worker: an SQS batch of five messages")
-	var batch events.SQSEvent
-	before := map[string]string{}
-	for _, m := range msgs {
-		batch.Records = append(batch.Records, testkit.SQSRecord(m.id, m.body))
-		d.printf("sent: %s  %-18s %s", m.id, m.shape, cmp.Or(m.shown, m.body))
-		t, _ := d.sim.Get(m.tenant)
-		before[m.tenant] = t.MFAStatus
-	}
-	inv, failed, err := d.fn["worker"].Worker(ctx, batch)
-	if err != nil {
-		return err
-	}
-	d.printf("answer: batchItemFailures %v (SQS retries these, then dead-letters them)", failed)
-	for _, id := range failed {
-		d.printf("        %s: %s", id, cmp.Or(testkit.FailureReason(inv.Lines, id), "(no log line says why)"))
-	}
-	d.printf("simulator:")
-	for _, m := range msgs[:4] {
-		t, _ := d.sim.Get(m.tenant)
-		d.printf("  %-17s %-8s %s -> %s", t.Name, t.Kind, before[m.tenant], t.MFAStatus)
-	}
-	d.printEMF(inv.EMF)
-	if !slices.Equal(failed, []string{"msg-3", "msg-5"}) {
-		return fmt.Errorf("batchItemFailures %v, want exactly [msg-3 msg-5]", failed)
-	}
-	for _, id := range []string{d.contoso.ID, nw, compliant.ID} {
-		if t, _ := d.sim.Get(id); !tenant.MFAOn(t.MFAStatus) {
-			return fmt.Errorf("%s has MFA %s after the batch, want on", t.Name, t.MFAStatus)
+// create has who create customers (name and users given) under a partner,
+// MFA off as Acronis creates them, and shows them.
+func (d *demo) create(who string, customers ...*sim.Tenant) (err error) {
+	all := d.local.Sim.All()
+	partner := all[slices.IndexFunc(all, func(t sim.Tenant) bool { return t.Kind == "partner" && t.ID != all[0].ID && t.Enabled })]
+	fmt.Fprintf(d.out, "\n   Meanwhile %s creates under %q, with MFA off as Acronis creates tenants:\n", who, partner.Name)
+	for _, c := range customers {
+		c.Kind, c.ParentID, c.Enabled, c.UpdateAllowed, c.MFAStatus = "customer", partner.ID, true, true, tenant.MFADisabled
+		if *c, err = d.local.Sim.Create(*c); err != nil {
+			return err
 		}
+		fmt.Fprintf(d.out, "     %-18s %s  %d users, %d with TOTP, created_at %s\n", c.Name, c.ID, c.UsersCount, c.UsersWithTOTP, c.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

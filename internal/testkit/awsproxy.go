@@ -12,7 +12,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -25,22 +27,34 @@ import (
 type AWSProxy struct {
 	URL string // the endpoint to give the SDK (AWS_ENDPOINT_URL) instead of moto's
 
-	srv   *httptest.Server
-	moto  *httputil.ReverseProxy
-	mu    sync.Mutex
-	calls []AWSCall
-	fails map[string]*AWSError
+	srv    *httptest.Server
+	moto   *httputil.ReverseProxy
+	mu     sync.Mutex
+	calls  []AWSCall
+	fails  []*failure
+	before func(AWSCall)
+}
+
+// failure is an AWSError given to the calls of action that carry params.
+type failure struct {
+	action string
+	params []string // name, value pairs
+	err    AWSError
 }
 
 // AWSCall is one call through an AWSProxy.
 type AWSCall struct {
 	// Action is the X-Amz-Target of a JSON-protocol call
 	// ("secretsmanager.GetSecretValue", "DynamoDB_20120810.PutItem",
-	// "AmazonSQS.SendMessageBatch") or the Action of a query-protocol call
-	// ("Publish", for SNS); "" for REST calls such as S3's.
+	// "AmazonSQS.SendMessageBatch"), the Action of a query-protocol call
+	// ("Publish", for SNS), or "s3." and the operation of an S3 call, which
+	// is REST ("s3.PutObject", "s3.UploadPart", "s3.CopyObject").
 	Action string
 	// Params are the request's top-level string members ("SecretId",
-	// "TableName") or form values ("TopicArn").
+	// "TableName"), the form values of a query-protocol call ("TopicArn"), or
+	// the Bucket and Key of an S3 call. A DynamoDB call also has the pk and
+	// sk of its Key or Item, and a batch call the TableName of the one table
+	// it names, so that a test can pick out the calls about one item or table.
 	Params map[string]string
 }
 
@@ -77,7 +91,7 @@ func StartAWSProxy(motoEndpoint string) (*AWSProxy, error) {
 	if err != nil || target.Host == "" {
 		return nil, fmt.Errorf("moto endpoint %q is not a URL: %v", motoEndpoint, err)
 	}
-	p := &AWSProxy{moto: httputil.NewSingleHostReverseProxy(target), fails: map[string]*AWSError{}}
+	p := &AWSProxy{moto: httputil.NewSingleHostReverseProxy(target)}
 	p.srv = httptest.NewServer(p)
 	p.URL = p.srv.URL
 	return p, nil
@@ -86,17 +100,29 @@ func StartAWSProxy(motoEndpoint string) (*AWSProxy, error) {
 // Close stops the proxy.
 func (p *AWSProxy) Close() { p.srv.Close() }
 
-// Fail answers every later call of action with e instead of passing it to
-// moto, until e.Times calls have failed; a zero AWSError lets action through
-// again.
-func (p *AWSProxy) Fail(action string, e AWSError) {
+// Fail answers every later call of action that carries every name, value pair
+// of params with e instead of passing it to moto, until e.Times calls have
+// failed: Fail("s3.UploadPart", e, "Bucket", bucket). A zero AWSError lets those
+// calls through again. When several failures match a call, the first set
+// answers it.
+func (p *AWSProxy) Fail(action string, e AWSError, params ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e.Status == 0 {
-		delete(p.fails, action)
-		return
+	p.fails = slices.DeleteFunc(p.fails, func(f *failure) bool {
+		return f.action == action && slices.Equal(f.params, params)
+	})
+	if e.Status != 0 {
+		p.fails = append(p.fails, &failure{action: action, params: slices.Clone(params), err: e})
 	}
-	p.fails[action] = &e
+}
+
+// Before has hook see every later call before it is failed or passed to moto;
+// the call waits for hook to return, which lets a test put the calls of
+// functions that run at once in the order it wants. A nil hook removes it.
+func (p *AWSProxy) Before(hook func(AWSCall)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.before = hook
 }
 
 // Count counts the calls of action that carry every name, value pair of params:
@@ -109,15 +135,21 @@ func (p *AWSProxy) Count(action string, params ...string) int {
 		if c.Action != action {
 			continue
 		}
-		match := true
-		for i := 0; i+1 < len(params); i += 2 {
-			match = match && c.Params[params[i]] == params[i+1]
-		}
-		if match {
+		if c.has(params) {
 			n++
 		}
 	}
 	return n
+}
+
+// has reports whether the call carries every name, value pair of params.
+func (c AWSCall) has(params []string) bool {
+	for i := 0; i+1 < len(params); i += 2 {
+		if c.Params[params[i]] != params[i+1] {
+			return false
+		}
+	}
+	return true
 }
 
 // Actions counts the calls so far by action.
@@ -139,33 +171,29 @@ func (p *AWSProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	target := r.Header.Get("X-Amz-Target")
-	call := AWSCall{Action: target, Params: map[string]string{}}
-	if target != "" {
-		var members map[string]any
-		_ = json.Unmarshal(body, &members)
-		for k, v := range members {
-			if s, ok := v.(string); ok {
-				call.Params[k] = s
-			}
-		}
-	} else if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") != "" {
-		call.Action = form.Get("Action")
-		for k := range form {
-			call.Params[k] = form.Get(k)
-		}
-	}
+	call := readCall(r, body)
 
 	p.mu.Lock()
 	p.calls = append(p.calls, call)
+	hook := p.before
+	p.mu.Unlock()
+	if hook != nil {
+		hook(call)
+	}
+	p.mu.Lock()
 	var fail *AWSError
-	if e := p.fails[call.Action]; e != nil && call.Action != "" {
-		fail = e
-		if e.Times > 0 {
-			if e.Times--; e.Times == 0 {
-				delete(p.fails, call.Action)
+	for i, f := range p.fails {
+		if f.action != call.Action || !call.has(f.params) {
+			continue
+		}
+		e := f.err
+		fail = &e
+		if f.err.Times > 0 {
+			if f.err.Times--; f.err.Times == 0 {
+				p.fails = slices.Delete(p.fails, i, i+1)
 			}
 		}
+		break
 	}
 	p.mu.Unlock()
 
@@ -176,7 +204,8 @@ func (p *AWSProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	requestID := rand.Text()
 	message := "injected by the test proxy"
 	w.Header().Set("X-Amzn-RequestId", requestID)
-	if target != "" {
+	switch {
+	case r.Header.Get("X-Amz-Target") != "":
 		answer, _ := json.Marshal(map[string]string{"__type": fail.Code, "message": message})
 		w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
 		w.Header().Set("X-Amzn-ErrorType", fail.Code)
@@ -184,14 +213,119 @@ func (p *AWSProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(answer)), 10))
 		w.WriteHeader(fail.Status)
 		_, _ = w.Write(answer)
-		return
+	case strings.HasPrefix(call.Action, s3Prefix):
+		w.Header().Set("X-Amz-Request-Id", requestID)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(fail.Status)
+		if r.Method != http.MethodHead {
+			fmt.Fprintf(w, "<Error><Code>%s</Code><Message>%s</Message><RequestId>%s</RequestId></Error>",
+				html.EscapeString(fail.Code), message, requestID)
+		}
+	default:
+		kind := "Sender"
+		if fail.Status >= 500 {
+			kind = "Receiver"
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(fail.Status)
+		fmt.Fprintf(w, "<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>",
+			kind, html.EscapeString(fail.Code), message, requestID)
 	}
-	kind := "Sender"
-	if fail.Status >= 500 {
-		kind = "Receiver"
+}
+
+// readCall names the call and reads its parameters.
+func readCall(r *http.Request, body []byte) AWSCall {
+	call := AWSCall{Action: r.Header.Get("X-Amz-Target"), Params: map[string]string{}}
+	if call.Action != "" {
+		var members map[string]json.RawMessage
+		_ = json.Unmarshal(body, &members)
+		for k, v := range members {
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				call.Params[k] = s
+			}
+		}
+		readDynamoDB(members, call.Params)
+		return call
 	}
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(fail.Status)
-	fmt.Fprintf(w, "<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>",
-		kind, html.EscapeString(fail.Code), message, requestID)
+	if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") != "" &&
+		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		call.Action = form.Get("Action")
+		for k := range form {
+			call.Params[k] = form.Get(k)
+		}
+		return call
+	}
+	// The functions' one REST service is S3, which the SDK addresses by path
+	// on a loopback endpoint: /bucket/key.
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	call.Action = s3Prefix + s3Operation(r.Method, key != "", r.URL.Query(), r.Header.Get("X-Amz-Copy-Source") != "")
+	call.Params["Bucket"], call.Params["Key"] = bucket, key
+	return call
+}
+
+// readDynamoDB adds the pk and sk of a DynamoDB call's Key or Item, and the
+// table of a batch call that names one.
+func readDynamoDB(members map[string]json.RawMessage, params map[string]string) {
+	for _, name := range []string{"Key", "Item"} {
+		var item map[string]struct{ S *string }
+		if json.Unmarshal(members[name], &item) != nil {
+			continue
+		}
+		for _, attr := range []string{"pk", "sk"} {
+			if v := item[attr].S; v != nil {
+				params[attr] = *v
+			}
+		}
+	}
+	var tables map[string]json.RawMessage
+	if json.Unmarshal(members["RequestItems"], &tables) == nil && len(tables) == 1 {
+		for name := range tables {
+			params["TableName"] = name
+		}
+	}
+}
+
+const s3Prefix = "s3."
+
+// s3Operation names an S3 REST call by its method, whether it names an
+// object, its subresources and whether it copies.
+func s3Operation(method string, object bool, q url.Values, copies bool) string {
+	switch {
+	case method == http.MethodPut && q.Has("partNumber") && copies:
+		return "UploadPartCopy"
+	case method == http.MethodPut && q.Has("partNumber"):
+		return "UploadPart"
+	case method == http.MethodPut && copies:
+		return "CopyObject"
+	case method == http.MethodPut && object:
+		return "PutObject"
+	case method == http.MethodPut:
+		return "CreateBucket"
+	case method == http.MethodPost && q.Has("uploads"):
+		return "CreateMultipartUpload"
+	case method == http.MethodPost && q.Has("uploadId"):
+		return "CompleteMultipartUpload"
+	case method == http.MethodPost && q.Has("delete"):
+		return "DeleteObjects"
+	case method == http.MethodDelete && q.Has("uploadId"):
+		return "AbortMultipartUpload"
+	case method == http.MethodDelete && object:
+		return "DeleteObject"
+	case method == http.MethodDelete:
+		return "DeleteBucket"
+	case method == http.MethodHead && object:
+		return "HeadObject"
+	case method == http.MethodHead:
+		return "HeadBucket"
+	case object && q.Has("uploadId"):
+		return "ListParts"
+	case object:
+		return "GetObject"
+	case q.Has("uploads"):
+		return "ListMultipartUploads"
+	case q.Get("list-type") == "2":
+		return "ListObjectsV2"
+	}
+	return "ListObjects"
 }

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/tenant"
@@ -61,13 +62,30 @@ func (d Drift) String() string {
 }
 
 // IDs are the fixable tenants' ids, sorted.
-func (d Drift) IDs() []string {
+func (d Drift) IDs() []string { return IDs(d.Fixable) }
+
+// IDs are the tenants' ids, sorted.
+func IDs(tenants []sim.Tenant) []string {
 	var ids []string
-	for _, t := range d.Fixable {
+	for _, t := range tenants {
 		ids = append(ids, t.ID)
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Grace splits the fixable tenants as a rollout with a grace treats them
+// (docs/reference.md, Rollout): those where enabling MFA locks nobody out are
+// enabled at once, the others get notice first.
+func (d Drift) Grace(all []sim.Tenant) (atOnce, notice []sim.Tenant) {
+	for _, t := range d.Fixable {
+		if users, totp := UserTotals(all, t); users == totp {
+			atOnce = append(atOnce, t)
+		} else {
+			notice = append(notice, t)
+		}
+	}
+	return atOnce, notice
 }
 
 // UserTotals is what Acronis reports for t: its users and those of the folders
@@ -119,8 +137,14 @@ func (t TenantUsers) String() string { return fmt.Sprintf("%s (%d)", t.Name, t.U
 // (or that would be, in a dry run) its users without TOTP, most first, and
 // their sum.
 func TOTPDebt(audits []map[string]any) (total int, tenants []TenantUsers) {
+	return UsersWithoutTOTP(audits, "enable", "would_enable")
+}
+
+// UsersWithoutTOTP reads from the audit lines of these actions the users
+// without TOTP per tenant, most first, and their sum.
+func UsersWithoutTOTP(audits []map[string]any, actions ...string) (total int, tenants []TenantUsers) {
 	for _, a := range audits {
-		if a["action"] != "enable" && a["action"] != "would_enable" {
+		if action, _ := a["action"].(string); !slices.Contains(actions, action) {
 			continue
 		}
 		n, _ := a["users_without_totp"].(float64)
@@ -133,6 +157,22 @@ func TOTPDebt(audits []map[string]any) (total int, tenants []TenantUsers) {
 	}
 	slices.SortStableFunc(tenants, func(a, b TenantUsers) int { return cmp.Compare(b.Users, a.Users) })
 	return total, tenants
+}
+
+// Routes counts requests by method and route, with ids as {id}:
+// "GET /tenants/{id}/mfa/status" and "POST /idp/token".
+func Routes(reqs []sim.Request) map[string]int {
+	out := map[string]int{}
+	for _, r := range reqs {
+		segs := strings.Split(strings.TrimPrefix(r.Path, "/api/2"), "/")
+		for i, seg := range segs {
+			if tenant.ValidID(seg) {
+				segs[i] = "{id}"
+			}
+		}
+		out[r.Method+" "+strings.Join(segs, "/")]++
+	}
+	return out
 }
 
 // FailureReason says why the worker failed message messageID, from the ERROR

@@ -50,11 +50,16 @@ func NewTopic(ctx context.Context, cfg aws.Config, name string) (*Topic, error) 
 }
 
 // Receive polls the subscriber until n notices have arrived or timeout passes.
+// The timeout ends the polling, never a poll under way: a poll cut off after
+// the queue handed it messages would hide them from every later poll for the
+// queue's visibility timeout.
 func (t *Topic) Receive(ctx context.Context, n int, timeout time.Duration) ([]Published, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	deadline := time.Now().Add(timeout)
 	var out []Published
 	for len(out) < n {
+		if !time.Now().Before(deadline) {
+			return out, fmt.Errorf("%d of %d notices received within %s", len(out), n, timeout)
+		}
 		resp, err := t.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(t.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
 			return out, fmt.Errorf("%d of %d notices received: %w", len(out), n, err)

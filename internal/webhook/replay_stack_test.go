@@ -18,17 +18,21 @@ import (
 )
 
 // replayStack is the webhook as production wires it, twice (two Lambda
-// instances), sharing one state table in moto.
+// instances), sharing one state table in moto, which they reach through a
+// proxy that counts their calls. An empty table leaves STATE_TABLE unset.
 type replayStack struct {
 	acr       *testkit.Acronis
+	aws       *testkit.AWSProxy
 	instances [2]app.Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse]
 }
 
-func newReplayStack(t *testing.T, table string) *replayStack {
+func newReplayStack(t testing.TB, table string) *replayStack {
 	t.Helper()
 	s := &replayStack{acr: testkit.NewFixture(t, testkit.AcronisOptions{})}
 	m := testkit.NewMoto(t)
 	m.Setenv(t)
+	s.aws = testkit.NewAWSProxy(t, m.Endpoint)
+	t.Setenv("AWS_ENDPOINT_URL", s.aws.URL)
 	st, err := testkit.NewStack(t.Context(), m, s.acr.CredentialsJSON(), keyA)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +53,7 @@ func newReplayStack(t *testing.T, table string) *replayStack {
 	return s
 }
 
-func (s *replayStack) call(t *testing.T, instance int, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+func (s *replayStack) call(t testing.TB, instance int, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	t.Helper()
 	resp, err := s.instances[instance](t.Context(), req)
 	if err != nil {

@@ -62,20 +62,23 @@ func run(m *testing.M) int {
 }
 
 // world is one test's deployment: a generated Acronis tree on the simulator,
-// and moto holding the secrets and the queue.
+// and moto holding the stack.
 type world struct {
 	sim   *sim.Server
 	stack *testkit.Stack
+	local *testkit.Local
 }
 
 func newWorld(t *testing.T, tree sim.TreeSpec) *world {
 	t.Helper()
-	a := testkit.NewAcronis(t, testkit.AcronisOptions{Sim: sim.Options{ClientSecret: clientSecret}, Tree: &tree})
-	st, err := testkit.NewStack(t.Context(), testkit.NewMoto(t), a.CredentialsJSON(), signingKey)
+	s := sim.New(sim.Options{ClientSecret: clientSecret})
+	s.Generate(tree)
+	l, err := testkit.StartLocal(t.Context(), testkit.LocalOptions{Sim: s, Key: signingKey, RIE: rie, Bootstraps: bootstraps})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v: these tests need moto_server and the emulator", err)
 	}
-	return &world{sim: a.Sim, stack: st}
+	t.Cleanup(l.Close)
+	return &world{sim: s, stack: l.Stack, local: l}
 }
 
 // start runs function fn under the emulator until the test ends, with the
@@ -84,7 +87,12 @@ func (w *world) start(t *testing.T, fn string, extra map[string]string) *testkit
 	t.Helper()
 	env := map[string]string{"METRICS_NAMESPACE": namespace}
 	maps.Copy(env, extra)
-	return start(t, fn, w.stack.Env(fn, env))
+	f, err := w.local.Start(t.Context(), fn, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumpOnFailure(t, fn, f)
+	return f
 }
 
 func start(t *testing.T, fn string, env map[string]string) *testkit.Function {
@@ -93,6 +101,13 @@ func start(t *testing.T, fn string, env map[string]string) *testkit.Function {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dumpOnFailure(t, fn, f)
+	return f
+}
+
+// dumpOnFailure stops f when the test ends and, if it failed, logs the last of
+// f's output.
+func dumpOnFailure(t *testing.T, fn string, f *testkit.Function) {
 	t.Cleanup(func() {
 		f.Stop()
 		if t.Failed() {
@@ -100,7 +115,6 @@ func start(t *testing.T, fn string, env map[string]string) *testkit.Function {
 			t.Logf("the last output of %s under the emulator:\n%s", fn, strings.Join(lines[max(len(lines)-40, 0):], "\n"))
 		}
 	})
-	return f
 }
 
 func readEvent(t *testing.T, name string) []byte {
@@ -116,10 +130,16 @@ func readEvent(t *testing.T, name string) []byte {
 var metricNames = []string{
 	"TenantsChecked", "TenantsCompliant", "TenantsChanged", "TenantsWouldChange", "TenantsSkipped",
 	"TenantsFailed", "UsersWithoutTotp", "AcronisRequests", "AcronisThrottled", "AcronisErrors",
+	"TenantsInGrace", "TenantsNotified",
 }
 
-// checkEMF checks the document's namespace, dimensions and declared metrics.
-func checkEMF(t *testing.T, e testkit.EMF, function, trigger string) {
+// sweepUnits are the units of the metrics only sweeps declare: a watch run
+// SweepDurationMs, a full sweep all three (the stack sets REPORT_BUCKET).
+var sweepUnits = map[string]string{"SweepDurationMs": "Milliseconds", "CompliancePercent": "Percent", "ReportFailures": "Count"}
+
+// checkEMF checks the document's namespace, dimensions and declared metrics:
+// the counts and sweepMetrics.
+func checkEMF(t *testing.T, e testkit.EMF, function, trigger string, sweepMetrics ...string) {
 	t.Helper()
 	if e.Namespace != namespace {
 		t.Errorf("EMF namespace %q, want METRICS_NAMESPACE %q", e.Namespace, namespace)
@@ -133,8 +153,8 @@ func checkEMF(t *testing.T, e testkit.EMF, function, trigger string) {
 	for _, name := range metricNames {
 		units[name] = "Count"
 	}
-	if function == "sweep" {
-		units["SweepDurationMs"] = "Milliseconds"
+	for _, name := range sweepMetrics {
+		units[name] = sweepUnits[name]
 	}
 	if !maps.Equal(e.Units, units) {
 		t.Errorf("EMF declares %v, want %v", e.Units, units)

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -17,26 +16,27 @@ import (
 	"acronismfa/internal/testkit"
 )
 
-// sweep invokes a sweep and checks its summary (testkit checks it against the
-// contract, the audit lines and the EMF document) against the tree: root,
-// desired state, dry run and one count per tenant.
-func (w *world) sweep(t *testing.T, fn *testkit.Function, event []byte, dryRun bool) (testkit.Invocation, map[string]int) {
+// sweep runs a sweep and checks it against want (see testkit.Local.RunSweep:
+// counts, switches, requests, its report in S3, its notices), the root and the
+// desired state, and its EMF document.
+func (w *world) sweep(t *testing.T, fn *testkit.Function, event []byte, want testkit.SweepExpect) testkit.SweepRun {
 	t.Helper()
-	inv, s, err := fn.Sweep(t.Context(), event)
+	r, err := w.local.RunSweep(t.Context(), fn, event, want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.RootTenantID != w.sim.RootID() || s.Desired != "enabled" {
+	if s := r.Summary; s.RootTenantID != w.sim.RootID() || s.Desired != "enabled" {
 		t.Errorf("summary root %s desired %s, want %s enabled", s.RootTenantID, s.Desired, w.sim.RootID())
 	}
-	if want := len(w.sim.All()); s.Counts["tenants_seen"] != want {
-		t.Errorf("tenants_seen %d, want the tree's %d", s.Counts["tenants_seen"], want)
+	metrics := []string{"SweepDurationMs", "CompliancePercent", "ReportFailures"}
+	if want.Seen != 0 {
+		metrics = metrics[:1] // a watch run
 	}
-	checkEMF(t, inv.EMF, "sweep", "schedule")
-	if s.DryRun != dryRun {
-		t.Errorf("summary dry_run %v, want %v", s.DryRun, dryRun)
+	checkEMF(t, r.EMF, "sweep", "schedule", metrics...)
+	if r.EMF.Metrics["ReportFailures"] != 0 {
+		t.Errorf("EMF ReportFailures %v", r.EMF.Metrics["ReportFailures"])
 	}
-	return inv, s.Counts
+	return r
 }
 
 // want compares counts of a summary.
@@ -67,15 +67,11 @@ func TestSweep(t *testing.T) {
 	}
 	fn := w.start(t, "sweep", map[string]string{"EXCLUDED_TENANT_IDS": excluded.ID, "SWEEP_CONCURRENCY": "4"})
 
-	// A dry run reports and writes nothing.
-	before := testkit.MFAStates(w.sim)
-	inv, n := w.sweep(t, fn, readEvent(t, "sweep-dry-run.json"), true)
-	want(t, "dry run", n, map[string]int{"would_change": len(drift.Fixable), "changed": 0, "failed": 0, "users_without_totp": users})
-	if got := w.sim.Count("PUT", "/mfa/status"); got != 0 || !maps.Equal(before, testkit.MFAStates(w.sim)) {
-		t.Errorf("the dry run changed the tree (%d PUTs)", got)
-	}
+	// A dry run reports and changes nothing.
+	r := w.sweep(t, fn, readEvent(t, "sweep-dry-run.json"), testkit.SweepExpect{DryRun: true, Enable: drift.IDs()})
+	want(t, "dry run", r.Summary.Counts, map[string]int{"users_without_totp": users})
 	var would []string
-	for _, a := range inv.Audits() {
+	for _, a := range r.Audits() {
 		if a["action"] == "would_enable" {
 			would = append(would, str(a["tenant_id"]))
 		}
@@ -84,23 +80,18 @@ func TestSweep(t *testing.T) {
 		t.Errorf("would_enable audit lines for %d tenants, want the %d drifting ones", len(would), len(drift.Fixable))
 	}
 
-	// The scheduled event brings exactly the drifting tenants into line, one PUT each.
-	_, n = w.sweep(t, fn, readEvent(t, "sweep-scheduled.json"), false)
-	want(t, "sweep", n, map[string]int{"changed": len(drift.Fixable), "would_change": 0, "failed": 0, "fanned_out": 0, "users_without_totp": users})
+	// The scheduled event brings exactly the drifting tenants into line, one
+	// PUT each, and publishes its digest.
+	r = w.sweep(t, fn, readEvent(t, "sweep-scheduled.json"), testkit.SweepExpect{Enable: drift.IDs(), Notices: map[string][]string{}})
+	n := r.Summary.Counts
+	want(t, "sweep", n, map[string]int{"fanned_out": 0, "users_without_totp": users})
 	if n["skipped_excluded"] < 1 {
 		t.Errorf("skipped_excluded %d, want the excluded customer counted", n["skipped_excluded"])
 	}
-	if got := testkit.Changed(before, testkit.MFAStates(w.sim)); !slices.Equal(got, drift.IDs()) {
-		t.Errorf("the sweep changed %d tenants, want exactly the %d drifting ones", len(got), len(drift.Fixable))
-	}
-	if got := w.sim.Count("PUT", "/mfa/status"); got != len(drift.Fixable) {
-		t.Errorf("%d PUTs for %d drifting tenants", got, len(drift.Fixable))
-	}
-	compliant := n["compliant"] + n["changed"]
 
 	// EventBridge Scheduler's bare input finds nothing left to do.
-	_, n = w.sweep(t, fn, readEvent(t, "sweep-scheduler.json"), false)
-	want(t, "second sweep", n, map[string]int{"changed": 0, "would_change": 0, "failed": 0, "compliant": compliant})
+	r = w.sweep(t, fn, readEvent(t, "sweep-scheduler.json"), testkit.SweepExpect{Notices: map[string][]string{}})
+	want(t, "second sweep", r.Summary.Counts, map[string]int{"compliant": n["compliant"] + n["changed"]})
 
 	checkLogs(t, fn, "sweep", "schedule", true)
 }
@@ -117,11 +108,9 @@ func TestSweepFanOutThroughQueue(t *testing.T) {
 	sweepFn := w.start(t, "sweep", map[string]string{"SWEEP_INLINE_LIMIT": "50"})
 	workerFn := w.start(t, "worker", nil)
 
-	_, n := w.sweep(t, sweepFn, []byte(`{}`), false)
-	want(t, "fan-out", n, map[string]int{"fanned_out": len(drift.Fixable), "changed": 0, "failed": 0})
-	if got := w.sim.Count("PUT", "/mfa/status"); got != 0 {
-		t.Errorf("the fanning sweep made %d PUTs itself", got)
-	}
+	// The sweep itself makes no PUT: RunSweep wants none, since it enables none.
+	r := w.sweep(t, sweepFn, []byte(`{}`), testkit.SweepExpect{Notices: map[string][]string{}})
+	want(t, "fan-out", r.Summary.Counts, map[string]int{"fanned_out": len(drift.Fixable)})
 
 	records := w.receive(t, len(drift.Fixable))
 	for batch := range slices.Chunk(records, 10) { // SQS's batch size for the worker

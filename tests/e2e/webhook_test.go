@@ -94,6 +94,33 @@ func TestWebhook(t *testing.T) {
 		}
 	})
 
+	// Two instances share the replay records in the state table: a retry of a
+	// request gets the first answer from either, and the captured request on
+	// another tenant's route, which its signature does not cover, gets 401.
+	t.Run("replay records across instances", func(t *testing.T) {
+		j := slices.IndexFunc(drift, func(d sim.Tenant) bool { return d.Kind == "customer" && d.ID != target.ID })
+		if j < 0 {
+			t.Fatal("the generated tree has one drifting customer only")
+		}
+		other := w.start(t, "webhook", nil)
+		req := testkit.WebhookRequest(signingKey, time.Now(), "PUT", drift[j].ID, `{"enabled": true}`)
+		_, first, err := fn.Webhook(t.Context(), req)
+		if err != nil || first.StatusCode != 200 || first.JSON["changed"] != true {
+			t.Fatalf("first PUT: %v %s (%v), want 200 changed true", first.StatusCode, first.Body, err)
+		}
+		sent := len(w.sim.Requests())
+		_, retry, err := other.Webhook(t.Context(), req)
+		if err != nil || retry.StatusCode != first.StatusCode || retry.Body != first.Body || len(w.sim.Requests()) != sent {
+			t.Errorf("retry on the other instance: HTTP %d %s (%v) after %d Acronis requests; want the first answer again and none",
+				retry.StatusCode, retry.Body, err, len(w.sim.Requests())-sent)
+		}
+		_, replay, err := other.Webhook(t.Context(), testkit.Reroute(req, target.ID))
+		if e, _ := replay.JSON["error"].(map[string]any); err != nil || replay.StatusCode != 401 || e["code"] != "unauthorized" || len(w.sim.Requests()) != sent {
+			t.Errorf("replay on %s's route: HTTP %d %s (%v), want 401 unauthorized and no Acronis request", target.ID, replay.StatusCode, replay.Body, err)
+		}
+		checkLogs(t, other, "webhook", "http", true)
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		for _, tc := range []struct {
 			name, method, tenant, body string

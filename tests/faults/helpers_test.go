@@ -110,6 +110,14 @@ func (w *world) start(t *testing.T, fn config.Function, vars map[string]string) 
 	if f.deps, err = app.Init(t.Context(), fn, func(k string) string { return env[k] }, f.out); err != nil {
 		t.Fatalf("init %s: %v", fn, err)
 	}
+	f.build(t, fn)
+	return f
+}
+
+// build makes the handler of fn from f.deps, as the function's main does.
+func (f *function) build(t *testing.T, fn config.Function) {
+	t.Helper()
+	var err error
 	switch fn {
 	case config.Webhook:
 		f.webhook, err = app.Webhook(f.deps)
@@ -121,7 +129,6 @@ func (w *world) start(t *testing.T, fn config.Function, vars map[string]string) 
 	if err != nil {
 		t.Fatalf("build %s: %v", fn, err)
 	}
-	return f
 }
 
 // scheduled is the sweep's input on its schedule.
