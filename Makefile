@@ -91,9 +91,12 @@ demo: $(AWS_LAMBDA_RIE)
 	@command -v moto_server >/dev/null 2>&1 || { echo "error: 'moto_server' is not on PATH. It comes with the machine image (Python package moto[server]; PyPI is not reachable), so it cannot be installed by this Makefile." >&2; exit 1; }
 	AWS_LAMBDA_RIE=$(AWS_LAMBDA_RIE) CGO_ENABLED=0 $(GO) run ./cmd/demo
 
-## bench: sweeps of 20,000 and 100,000 tenants on a simulator with 20 ms latency (about a minute)
-bench:
-	$(GO) test -run='^$$' -bench=BenchmarkSweep -benchtime=1x -timeout=30m ./internal/sweep/
+## bench: sweeps, watch runs, a rollout and reports of up to 100,000 tenants on a
+## simulator with 20 ms latency, and the webhook's replay records, against
+## moto_server (about 10 minutes); figures in BENCHMARKS.md
+bench: check-tools
+	$(GO) test -tags $(TEST_TAGS) -run='^$$' -bench='^Benchmark(Sweep|Watch|Rollout|Report)$$' -benchtime=1x -timeout=60m ./internal/sweep/
+	$(GO) test -tags $(TEST_TAGS) -run='^$$' -bench='^BenchmarkReplayRecords$$' -benchtime=300x -timeout=10m ./internal/webhook/
 
 ## fuzz: every Fuzz target in the module, FUZZTIME each (default 60s)
 fuzz:

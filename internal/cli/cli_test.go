@@ -263,6 +263,19 @@ func TestSim(t *testing.T) {
 		resp.Body.Close()
 		t.Error("the simulator still answers after Ctrl-C")
 	}
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"sim", "--tenants", "-1"}, "--tenants takes 0 to 1000000, not -1"},
+		{[]string{"sim", "--latency", "2m"}, "--latency takes a duration from 0 to 1m, not 2m0s"},
+		{[]string{"sim", "--latency", "soon"}, `invalid value "soon" for flag -latency`},
+		{[]string{"sim", "extra"}, `sim takes no arguments, got ["extra"]`},
+	} {
+		if r := s.run(t, t.Context(), tt.args...); r.code != 2 || !strings.Contains(r.stderr, tt.says) {
+			t.Errorf("%v: %d %q", tt.args, r.code, r.stderr)
+		}
+	}
 }
 
 func mfaOn(s *shell, id string) bool {

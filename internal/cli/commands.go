@@ -241,42 +241,57 @@ Examples:
 	run: runSweep,
 }
 
-func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
-	if len(args) != 0 {
-		return usagef("sweep takes no arguments, got %q (see acronis-mfa sweep --help)", args)
-	}
+// sweepFlags are the sweep command's flags, checked.
+type sweepFlags struct {
+	root, csv string
+	dryRun    bool
+	within    time.Duration // a watch run's window; 0 for a full sweep
+}
+
+func parseSweepFlags(fs *flag.FlagSet, args []string) (sweepFlags, error) {
+	f := sweepFlags{root: fs.Lookup("root").Value.String(), csv: fs.Lookup("csv").Value.String(), dryRun: flagBool(fs, "dry-run")}
 	minutes := fs.Lookup("updated-within").Value.(flag.Getter).Get().(int)
-	root, csvPath := fs.Lookup("root").Value.String(), fs.Lookup("csv").Value.String()
 	watch := false
-	fs.Visit(func(f *flag.Flag) { watch = watch || f.Name == "updated-within" })
+	fs.Visit(func(fl *flag.Flag) { watch = watch || fl.Name == "updated-within" })
 	switch {
+	case len(args) != 0:
+		return f, usagef("sweep takes no arguments, got %q (see acronis-mfa sweep --help)", args)
 	case watch && (minutes < 1 || minutes > 1440):
-		return usagef("--updated-within takes minutes from 1 to 1440, not %d", minutes)
-	case root != "" && !tenant.ValidID(root):
-		return usagef("--root takes a tenant UUID, not %q", root)
-	case csvPath != "" && watch:
-		return usagef("--csv is for full sweeps: a watch run (--updated-within) writes no report")
+		return f, usagef("--updated-within takes minutes from 1 to 1440, not %d", minutes)
+	case f.root != "" && !tenant.ValidID(f.root):
+		return f, usagef("--root takes a tenant UUID, not %q", f.root)
+	case f.csv != "" && watch:
+		return f, usagef("--csv is for full sweeps: a watch run (--updated-within) writes no report")
+	}
+	if watch {
+		f.within = time.Duration(minutes) * time.Minute
+	}
+	return f, nil
+}
+
+func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
+	flags, err := parseSweepFlags(fs, args)
+	if err != nil {
+		return err
 	}
 	if err := s.load(ctx); err != nil {
 		return err
 	}
 	sw := s.deps.Sweeper()
-	run := sweep.Run{RootTenantID: cmp.Or(strings.ToLower(root), s.deps.Config.RootTenantID),
-		DryRun: s.deps.Config.DryRun || flagBool(fs, "dry-run"), SweepID: "cli-" + time.Now().UTC().Format("20060102T150405Z")}
-	if watch {
-		run.UpdatedSince = time.Now().Add(-time.Duration(minutes) * time.Minute)
+	run := sweep.Run{RootTenantID: cmp.Or(strings.ToLower(flags.root), s.deps.Config.RootTenantID),
+		DryRun: s.deps.Config.DryRun || flags.dryRun, SweepID: "cli-" + time.Now().UTC().Format("20060102T150405Z")}
+	if flags.within > 0 {
+		run.UpdatedSince = time.Now().Add(-flags.within)
 	}
 	if run.RootTenantID == "" {
-		var err error
 		if run.RootTenantID, err = s.deps.Acronis.OwnTenantID(ctx); err != nil {
 			return failed("find the API client's own tenant, the default sweep root: %w", err)
 		}
 	}
 	var csv *fileReport
-	if csvPath != "" {
-		var err error
-		if csv, err = newFileReport(csvPath); err != nil {
-			return usagef("--csv %s: %v", csvPath, err)
+	if flags.csv != "" {
+		if csv, err = newFileReport(flags.csv); err != nil {
+			return usagef("--csv %s: %v", flags.csv, err)
 		}
 		sw.NewReport = func(context.Context, string, time.Time) sweep.Report { return csv }
 	}
@@ -304,7 +319,7 @@ func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) 
 	case err != nil:
 		return failed("%w", err)
 	case csv != nil && sum.Report == nil:
-		return failed("the report %s was not written: %w", csvPath, sum.ReportErr)
+		return failed("the report %s was not written: %w", flags.csv, sum.ReportErr)
 	case sum.Failed > 0:
 		return failed("%d tenants failed; their reasons are above", sum.Failed)
 	}
@@ -313,13 +328,15 @@ func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) 
 
 var simCommand = command{
 	name:    "sim",
-	args:    "[--tenants N] [--addr HOST:PORT]",
+	args:    "[--tenants N] [--addr HOST:PORT] [--latency DURATION]",
 	summary: "serve the bundled Acronis simulator to try the commands on",
 	details: `Generates a tenant tree and serves it until Ctrl-C, printing the three
 ACRONIS_* variables that point the other commands at it.
 
-  --tenants N       tenants to generate under the API client's own (default 300)
-  --addr HOST:PORT  where to listen (default 127.0.0.1, a free port)
+  --tenants N         tenants to generate under the API client's own (default 300)
+  --addr HOST:PORT    where to listen (default 127.0.0.1, a free port)
+  --latency DURATION  answer each request this much later, as a distant data
+                      center does (such as 20ms; default 0, at most 1m)
 
 Example:
   acronis-mfa sim --tenants 50 > sim.env &
@@ -328,14 +345,22 @@ Example:
 	flags: func(fs *flag.FlagSet, s *session) {
 		fs.Int("tenants", 300, "")
 		fs.String("addr", "127.0.0.1:0", "")
+		fs.Duration("latency", 0, "")
 	},
 	run: func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
 		n := fs.Lookup("tenants").Value.(flag.Getter).Get().(int)
-		if len(args) != 0 || n < 0 || n > 1_000_000 {
-			return usagef("sim takes --tenants from 0 to 1000000 and --addr, nothing else")
+		latency := fs.Lookup("latency").Value.(flag.Getter).Get().(time.Duration)
+		switch {
+		case len(args) != 0:
+			return usagef("sim takes no arguments, got %q (see acronis-mfa sim --help)", args)
+		case n < 0 || n > 1_000_000:
+			return usagef("--tenants takes 0 to 1000000, not %d", n)
+		case latency < 0 || latency > time.Minute:
+			return usagef("--latency takes a duration from 0 to 1m, not %s", latency)
 		}
 		server := sim.New(sim.Options{ClientSecret: rand.Text()})
 		server.Generate(sim.TreeSpec{Seed: 2026, Size: n, Drift: 0.15})
+		server.SetFaults(sim.Faults{Latency: latency})
 		l, err := net.Listen("tcp", fs.Lookup("addr").Value.String())
 		if err != nil {
 			return usagef("--addr: %v", err)

@@ -194,7 +194,14 @@ func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
 			return res
 		}
 	}
+	return e.confirm(ctx, req, facts, notice, res)
+}
 
+// confirm reads the tenant's mfa/status, decides on it for real and acts on
+// the decision: it writes a change, gives a notice, or removes the notice of a
+// tenant found compliant.
+func (e *Enforcer) confirm(ctx context.Context, req Request, facts policy.Facts, notice *statestore.Notice, res Result) Result {
+	t := req.Tenant
 	// A change is leased before it is confirmed: a run that read the switch
 	// before another run's PUT, and leased after it, would write the tenant
 	// and audit the change a second time.
