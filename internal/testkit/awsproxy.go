@@ -23,16 +23,18 @@ import (
 // by action, so that a test can tell how often a function calls AWS and which
 // actions it uses (what its IAM policy must grant), and it answers chosen
 // actions with an AWS error instead of moto's answer, as a throttled or
-// failing service would.
+// failing service would. It passes one DynamoDB call at a time, which makes
+// moto's conditional writes atomic, as DynamoDB's are.
 type AWSProxy struct {
 	URL string // the endpoint to give the SDK (AWS_ENDPOINT_URL) instead of moto's
 
-	srv    *httptest.Server
-	moto   *httputil.ReverseProxy
-	mu     sync.Mutex
-	calls  []AWSCall
-	fails  []*failure
-	before func(AWSCall)
+	srv      *httptest.Server
+	moto     *httputil.ReverseProxy
+	dynamoDB sync.Mutex // held by the DynamoDB call being passed to moto
+	mu       sync.Mutex
+	calls    []AWSCall
+	fails    []*failure
+	before   func(AWSCall)
 }
 
 // failure is an AWSError given to the calls of action that carry params.
@@ -198,6 +200,14 @@ func (p *AWSProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 
 	if fail == nil {
+		if strings.HasPrefix(call.Action, dynamoDBPrefix) {
+			// moto checks a condition and writes the item in two steps, which
+			// its threads may interleave: two conditional writes of one item
+			// can both succeed, as they never do in DynamoDB. One DynamoDB
+			// call at a time gives the tests DynamoDB's atomicity.
+			p.dynamoDB.Lock()
+			defer p.dynamoDB.Unlock()
+		}
 		p.moto.ServeHTTP(w, r)
 		return
 	}
@@ -286,7 +296,10 @@ func readDynamoDB(members map[string]json.RawMessage, params map[string]string) 
 	}
 }
 
-const s3Prefix = "s3."
+const (
+	s3Prefix       = "s3."
+	dynamoDBPrefix = "DynamoDB_20120810."
+)
 
 // s3Operation names an S3 REST call by its method, whether it names an
 // object, its subresources and whether it copies.
