@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"acronismfa/internal/acronis"
@@ -36,14 +37,17 @@ func TestStoreAgainstMoto(t *testing.T) {
 			t.Fatalf("put secret value: %v", err)
 		}
 	}
-	// newStore builds the production client under the environment the test set.
+	// newStore builds the client as app.Init does, from the standard AWS
+	// configuration under the environment the test set, so that AWS_REGION,
+	// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_SECRETS_MANAGER work as operators
+	// expect.
 	newStore := func(t *testing.T, clk *testkit.Clock) *Store {
 		t.Helper()
-		client, err := NewSecretsManagerClient(t.Context())
+		cfg, err := config.LoadDefaultConfig(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return NewStore(client, time.Minute, clk.Now)
+		return NewStore(secretsmanager.NewFromConfig(cfg), time.Minute, clk.Now)
 	}
 	creds := func(base, secret string) string { return testkit.CredentialsJSON(base, "client-1", secret) }
 

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
@@ -68,17 +67,6 @@ func (e *Error) Unwrap() []error { return []error{e.Class, e.Err} }
 // SDK client satisfies it.
 type GetSecretValueAPI interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
-
-// NewSecretsManagerClient builds the SDK client from the standard AWS
-// configuration, so AWS_REGION, AWS_ENDPOINT_URL and
-// AWS_ENDPOINT_URL_SECRETS_MANAGER work as operators expect.
-func NewSecretsManagerClient(ctx context.Context) (GetSecretValueAPI, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return secretsmanager.NewFromConfig(cfg), nil
 }
 
 const (

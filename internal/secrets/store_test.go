@@ -3,6 +3,8 @@ package secrets
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"acronismfa/internal/acronis"
 	"acronismfa/internal/testkit"
 )
 
@@ -325,6 +328,25 @@ func TestWebhookKeysFreshRereadsAtMostOnceAMinute(t *testing.T) {
 		}
 		if len(keys) != st.wantKeys || sm.Calls() != st.calls {
 			t.Fatalf("step %d: %d keys after %d calls; want %d keys after %d calls", i, len(keys), sm.Calls(), st.wantKeys, st.calls)
+		}
+	}
+}
+
+// The command line's fixed credentials are what they were given, and no
+// printing or log line shows their secret.
+func TestStatic(t *testing.T) {
+	creds := acronis.Credentials{BaseURL: "https://eu2-cloud.acronis.com", ClientID: "client-1", ClientSecret: clientSecret}
+	s := Static(creds)
+	got, err := s.Credentials(t.Context())
+	again, rerr := s.Refresh(t.Context())
+	if err != nil || rerr != nil || got != creds || again != creds {
+		t.Fatalf("Credentials %v, %v; Refresh %v, %v", got, err, again, rerr)
+	}
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("credentials", "creds", s)
+	for _, shown := range []string{fmt.Sprint(s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), logged.String()} {
+		if strings.Contains(shown, clientSecret) || !strings.Contains(shown, "client-1") {
+			t.Errorf("%q shows the secret, or not the client id", shown)
 		}
 	}
 }

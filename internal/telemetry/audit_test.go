@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestLogAudit(t *testing.T) {
@@ -63,6 +64,19 @@ func TestLogAudit(t *testing.T) {
 			audit: Audit{TenantID: "t-6", Kind: "unit", Action: ActionSkipped, Reason: "inherits from parent", Previous: "enabled", Current: "enabled"},
 			want: base("INFO", map[string]any{"tenant_id": "t-6", "kind": "unit", "action": "skipped",
 				"reason": "inherits from parent", "previous": "enabled", "current": "enabled"}),
+		},
+		{
+			name: "notify",
+			audit: Audit{TenantID: "t-8", Action: ActionNotify, Reason: "3 users lack TOTP", Previous: "disabled", Current: "disabled",
+				UsersWithoutTOTP: 3, Deadline: time.Date(2026, 12, 6, 6, 0, 0, 0, time.FixedZone("CET", 3600))},
+			want: base("INFO", map[string]any{"tenant_id": "t-8", "action": "notify", "reason": "3 users lack TOTP",
+				"previous": "disabled", "current": "disabled", "users_without_totp": float64(3), "deadline": "2026-12-06T05:00:00Z"}),
+		},
+		{
+			name:  "enabled, but the notice after it not published",
+			audit: Audit{TenantID: "t-9", Action: ActionEnable, Reason: "grace over", Previous: "disabled", Current: "enabled", Error: "SNS down"},
+			want: base("ERROR", map[string]any{"tenant_id": "t-9", "action": "enable", "reason": "grace over",
+				"previous": "disabled", "current": "enabled", "error": "SNS down"}),
 		},
 		{
 			name:  "failed, state unknown",

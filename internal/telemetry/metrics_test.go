@@ -111,6 +111,26 @@ func TestMetricsWrite(t *testing.T) {
 	}
 }
 
+// A full sweep's document also carries its compliance, in percent, and
+// whether its report failed; no other document carries them.
+func TestMetricsFullSweep(t *testing.T) {
+	for _, failed := range []bool{false, true} {
+		m := NewMetrics("AcronisMFA", Sweep)
+		m.SetDurationMs(900)
+		m.SetCompliancePercent(85.8)
+		m.SetReportFailed(failed)
+		e := document(t, m, time.Unix(0, 0))
+		want := append(slices.Clone(counters[:]), MetricSweepDurationMs, MetricCompliancePercent, MetricReportFailures)
+		if !slices.Equal(e.Order, want) {
+			t.Errorf("declared metrics %v, want %v", e.Order, want)
+		}
+		if e.Metrics[MetricCompliancePercent] != 85.8 || e.Units[MetricCompliancePercent] != "Percent" ||
+			e.Metrics[MetricReportFailures] != map[bool]float64{true: 1}[failed] || e.Units[MetricReportFailures] != "Count" {
+			t.Errorf("report failed %v: %v %v", failed, e.Metrics, e.Units)
+		}
+	}
+}
+
 // A sweep's workers count into one Metrics while the document may be written.
 func TestMetricsConcurrentAdd(t *testing.T) {
 	const workers, perWorker = 16, 1000

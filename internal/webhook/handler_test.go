@@ -503,7 +503,9 @@ func TestHandleErrors(t *testing.T) {
 		name    string
 		rules   policy.Rules
 		faults  *sim.Faults
-		secret  string // rotate the API client's secret away first
+		secret  string                     // rotate the API client's secret away first
+		state   func(*testkit.MemoryState) // with a state table, as this leaves it
+		refused bool                       // Acronis refuses the PUT sent to it
 		timeout time.Duration
 		req     events.APIGatewayV2HTTPRequest
 		status  int
@@ -544,6 +546,15 @@ func TestHandleErrors(t *testing.T) {
 		{name: "GET credentials rejected", secret: "rotated-elsewhere", req: get(testkit.OffCustomer), status: 502, code: "upstream_error", reason: "credentials rejected"},
 		{name: "PUT credentials rejected", secret: "rotated-elsewhere", req: put(testkit.OffCustomer, on), status: 502, code: "upstream_error", action: "failed", reason: "credentials rejected"},
 
+		{name: "PUT refused by Acronis", faults: &sim.Faults{FailNth: []sim.NthFailure{{Method: "PUT", Path: "/api/2/tenants/" + testkit.OffCustomer + "/mfa/status", Nth: []int{1}, Status: 403}}},
+			refused: true, req: put(testkit.OffCustomer, on), status: 409, code: "update_not_allowed", action: "failed", reason: "not allowed"},
+		{name: "PUT bad request", faults: &sim.Faults{FailNth: []sim.NthFailure{{Method: "PUT", Path: "/api/2/tenants/" + testkit.OffCustomer + "/mfa/status", Nth: []int{1}, Status: 400}}},
+			refused: true, req: put(testkit.OffCustomer, on), status: 502, code: "upstream_error", action: "failed", reason: "bad request"},
+		{name: "PUT while another run writes the tenant", state: func(m *testkit.MemoryState) { m.HoldLease(testkit.OffCustomer) },
+			req: put(testkit.OffCustomer, on), status: 503, code: "unavailable", action: "failed", reason: "busy"},
+		{name: "PUT state table down", state: func(m *testkit.MemoryState) { m.Down(errors.New("throttled")) },
+			req: put(testkit.OffCustomer, on), status: 503, code: "unavailable", action: "failed", reason: "state table unavailable"},
+
 		{name: "GET deadline", faults: slow, timeout: 100 * time.Millisecond, req: get(testkit.OffCustomer), status: 504, code: "upstream_timeout", reason: "deadline"},
 		{name: "PUT deadline", faults: slow, timeout: 100 * time.Millisecond, req: put(testkit.OffCustomer, on), status: 504, code: "upstream_timeout", action: "failed", reason: "deadline"},
 	}
@@ -564,6 +575,11 @@ func TestHandleErrors(t *testing.T) {
 			if tt.secret != "" {
 				k.acr.Sim.SetClientSecret(tt.secret)
 			}
+			if tt.state != nil {
+				state := testkit.NewMemoryState(testkit.NewClock().Now)
+				tt.state(state)
+				k.h.Enforcer.Leases = state
+			}
 			r := k.serve(t, ctx, tt.req)
 			msg := wantError(t, r, tt.status, tt.code)
 			for _, leak := range []string{"HTTP", "/api/2", k.acr.URL, tt.secret, "sim-secret"} {
@@ -577,11 +593,11 @@ func TestHandleErrors(t *testing.T) {
 			if n := len(k.acr.Sim.Requests()); tt.code == "disable_not_allowed" && n != 0 {
 				t.Errorf("%d requests reached Acronis", n)
 			}
-			if k.acr.Sim.Count("PUT", "/mfa/status") != 0 || !slices.Equal(before, k.acr.Sim.All()) {
-				t.Error("the tree changed")
+			if puts := k.acr.Sim.Count("PUT", "/mfa/status"); puts != map[bool]int{true: 1}[tt.refused] || !slices.Equal(before, k.acr.Sim.All()) {
+				t.Errorf("the tree changed, or %d PUTs were sent", puts)
 			}
-			if retry := r.resp.Headers["Retry-After"]; retry != map[bool]string{true: "7"}[tt.status == 429] {
-				t.Errorf("Retry-After %q on a %d; a 429 passes on the 7 seconds Acronis asked for", retry, tt.status)
+			if retry := r.resp.Headers["Retry-After"]; retry != map[int]string{429: "7", 503: "1"}[tt.status] {
+				t.Errorf("Retry-After %q on a %d; a 429 passes on the 7 seconds Acronis asked for, a 503 asks for 1", retry, tt.status)
 			}
 			if tt.status == 429 && r.emf.Metrics[telemetry.MetricAcronisThrottled] == 0 {
 				t.Error("EMF AcronisThrottled 0 after throttled answers")

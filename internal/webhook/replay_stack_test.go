@@ -3,6 +3,7 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sync"
@@ -24,6 +25,7 @@ type replayStack struct {
 	acr       *testkit.Acronis
 	aws       *testkit.AWSProxy
 	instances [2]app.Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse]
+	outs      [2]*testkit.Output
 }
 
 func newReplayStack(t testing.TB, table string) *replayStack {
@@ -42,7 +44,8 @@ func newReplayStack(t testing.TB, table string) *replayStack {
 	}
 	env := st.Env("webhook", map[string]string{"STATE_TABLE": table})
 	for i := range s.instances {
-		d, err := app.Init(t.Context(), config.Webhook, func(k string) string { return env[k] }, testkit.NewOutput(nil))
+		s.outs[i] = testkit.NewOutput(nil)
+		d, err := app.Init(t.Context(), config.Webhook, func(k string) string { return env[k] }, s.outs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,5 +153,31 @@ func TestReplayRetryableAnswerIsNotKept(t *testing.T) {
 	s.acr.Sim.SetFaults(sim.Faults{})
 	if resp := s.call(t, 1, req); resp.StatusCode != http.StatusOK {
 		t.Fatalf("retry: %d %s", resp.StatusCode, resp.Body)
+	}
+}
+
+// A record that cannot be completed once the request is answered: the caller
+// gets the answer all the same, an ERROR line says the record was not
+// updated, and the record, left in progress until the invocation's deadline
+// has passed, answers a retry 409, never a second change.
+func TestReplayRecordNotCompleted(t *testing.T) {
+	s := newReplayStack(t, "state")
+	s.aws.Fail("DynamoDB_20120810.UpdateItem", testkit.AWSError{Status: http.StatusInternalServerError, Code: "InternalServerError"})
+	req := testkit.WebhookRequest(keyA, time.Now(), http.MethodPut, testkit.OffCustomer, `{"enabled": true}`)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	first, err := s.instances[0](ctx, req)
+	if err != nil || first.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d %s, %v", first.StatusCode, first.Body, err)
+	}
+	logged := false
+	for _, l := range s.outs[0].JSON(0) {
+		logged = logged || l["message"] == "replay record not updated" && l["level"] == "ERROR"
+	}
+	if !logged {
+		t.Error("no ERROR line for the record not updated")
+	}
+	if retry := s.call(t, 1, req); retry.StatusCode != http.StatusConflict || s.acr.Sim.Count(http.MethodPut, "/mfa/status") != 1 {
+		t.Errorf("retry: %d %s, %d PUTs", retry.StatusCode, retry.Body, s.acr.Sim.Count(http.MethodPut, "/mfa/status"))
 	}
 }
