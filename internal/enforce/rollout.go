@@ -151,8 +151,8 @@ func OwnUsers(ctx context.Context, dir Directory, t tenant.Tenant) iter.Seq2[ten
 	return func(yield func(tenant.User, error) bool) {
 		own := map[string]bool{t.ID: true}
 		if t.Kind != tenant.KindCustomer {
-			// A customer's subtree is its own: customers hold only units.
-			// Other kinds hold tenants of their own.
+			// Customers hold only units, so a customer's whole subtree is its
+			// own. Other kinds also hold tenants with switches of their own.
 			for queue := []string{t.ID}; len(queue) > 0; queue = queue[1:] {
 				children, err := dir.Children(ctx, queue[0])
 				if err != nil {

@@ -231,7 +231,8 @@ func (r *run) checkRoot() error {
 	return nil
 }
 
-// rollingOut reports whether this run gives notice before enabling.
+// rollingOut reports whether this run reads the rollout's notices: to give
+// notice before enabling, or, with a grace of 0, to close the notices given.
 func (r *run) rollingOut() bool {
 	return r.Notices != nil && r.enf.Rollout != nil && r.intent.Enable
 }
