@@ -24,8 +24,9 @@ import (
 // shell runs the command line against the simulator with the ACRONIS_*
 // variables set, as an operator's shell would.
 type shell struct {
-	acr  *testkit.Acronis
-	vars map[string]string
+	acr      *testkit.Acronis
+	vars     map[string]string
+	terminal bool // stderr is a terminal
 }
 
 func newShell(t *testing.T) *shell {
@@ -44,7 +45,7 @@ type ran struct {
 func (s *shell) run(t *testing.T, ctx context.Context, args ...string) ran {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := cli.Main(ctx, args, cli.Env{Getenv: func(k string) string { return s.vars[k] }, Stdout: &out, Stderr: &errOut})
+	code := cli.Main(ctx, args, cli.Env{Getenv: func(k string) string { return s.vars[k] }, Stdout: &out, Stderr: &errOut, Terminal: s.terminal})
 	r := ran{code, out.String(), errOut.String()}
 	for _, secret := range append(s.acr.Sim.Secrets(), s.acr.Sim.ClientSecret()) {
 		if secret != "" && strings.Contains(r.stdout+r.stderr, secret) {
@@ -82,6 +83,8 @@ func TestStatus(t *testing.T) {
 		says string
 	}{
 		{[]string{"status", testkit.Unknown}, 1, "not found"},
+		{[]string{"set", testkit.Unknown, "on"}, 1, testkit.Unknown + ": acronis: not found"},
+		{[]string{"set", testkit.OnCustomer, "off"}, 1, testkit.OnCustomer + " refused: "},
 		{[]string{"status", "Twin Corp"}, 1, "2 tenants named \"Twin Corp\""},
 		{[]string{"status"}, 2, "status takes 1 argument(s), got 0"},
 		{[]string{"status", "a", "b"}, 2, "got 2"},
@@ -98,12 +101,12 @@ func TestSet(t *testing.T) {
 	r := s.run(t, t.Context(), "set", "Contoso Ltd", "on", "--dry-run", "--json")
 	var st map[string]any
 	r.json(t, &st)
-	if r.code != 0 || st["changed"] != false || st["dry_run"] != true || mfaOn(s, testkit.Contoso) {
+	if r.code != 0 || st["changed"] != false || st["dry_run"] != true || s.acr.MFAOn(t, testkit.Contoso) {
 		t.Fatalf("dry run: %d %v", r.code, st)
 	}
 	r = s.run(t, t.Context(), "set", "--json", testkit.Contoso, "on")
 	r.json(t, &st)
-	if r.code != 0 || st["changed"] != true || st["mfa_status"] != "enabled" || !mfaOn(s, testkit.Contoso) {
+	if r.code != 0 || st["changed"] != true || st["mfa_status"] != "enabled" || !s.acr.MFAOn(t, testkit.Contoso) {
 		t.Fatalf("on: %d %v", r.code, st)
 	}
 	if r := s.run(t, t.Context(), "set", testkit.Contoso, "on"); r.code != 0 || !strings.Contains(r.stdout, "already so, nothing written") {
@@ -124,7 +127,7 @@ func TestSet(t *testing.T) {
 		}
 	}
 	s.vars["MFA_ALLOW_DISABLE"] = "true"
-	if r := s.run(t, t.Context(), "set", testkit.OnCustomer, "off"); r.code != 0 || mfaOn(s, testkit.OnCustomer) {
+	if r := s.run(t, t.Context(), "set", testkit.OnCustomer, "off"); r.code != 0 || s.acr.MFAOn(t, testkit.OnCustomer) {
 		t.Errorf("off when allowed: %d %q", r.code, r.stderr)
 	}
 }
@@ -193,6 +196,31 @@ func TestSweep(t *testing.T) {
 	}
 	if r := s.run(t, t.Context(), "sweep", "--updated-within", "5", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"updated_since"`) {
 		t.Errorf("watch run: %d %q", r.code, r.stdout)
+	}
+}
+
+// On a terminal, the progress is one line rewritten in place, which each
+// tenant's line clears before it is printed, and which ends the sweep.
+func TestSweepProgressOnATerminal(t *testing.T) {
+	s := newShell(t)
+	s.terminal = true
+	r := s.run(t, t.Context(), "sweep", "--dry-run")
+	const clear = "\r\033[K"
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if r.code != 0 || !strings.HasPrefix(lines[len(lines)-1], clear+"listed 17, drifting 11, done 17 of 17,") {
+		t.Fatalf("%d, stderr %q", r.code, r.stderr)
+	}
+	tenants := 0
+	for _, l := range lines[1 : len(lines)-1] {
+		if !strings.HasPrefix(l, clear) {
+			t.Errorf("line %q does not clear the live line first", l)
+		}
+		if strings.Contains(l, "would_change") {
+			tenants++
+		}
+	}
+	if tenants != 10 {
+		t.Errorf("%d would_change lines, want 10: %q", tenants, r.stderr)
 	}
 }
 
@@ -276,11 +304,6 @@ func TestSim(t *testing.T) {
 			t.Errorf("%v: %d %q", tt.args, r.code, r.stderr)
 		}
 	}
-}
-
-func mfaOn(s *shell, id string) bool {
-	tn, _ := s.acr.Sim.Get(id)
-	return tenant.MFAOn(tn.MFAStatus)
 }
 
 func equalJSON(a, b map[string]any) bool {

@@ -22,26 +22,34 @@ import (
 	"acronismfa/internal/tenant"
 )
 
-// tenant finds the tenant a command names: by its id, or by its exact name
-// under the root tenant.
-func (s *session) tenant(ctx context.Context, ref string) (tenant.Tenant, error) {
-	client := s.deps.Acronis
-	id, isID := tenant.ParseID(ref)
-	if !isID {
-		root := s.deps.Config.RootTenantID
-		if root == "" {
-			var err error
-			if root, err = client.OwnTenantID(ctx); err != nil {
-				return tenant.Tenant{}, failed("find the root tenant to look up %q: %w", ref, err)
-			}
-		}
-		found, err := client.FindTenantByName(ctx, root, ref)
-		if err != nil {
-			return tenant.Tenant{}, failed("tenant %q: %w", ref, err)
-		}
-		id = found.ID
+// tenantID finds the id of the tenant a command names: ref itself, or the id
+// of the tenant whose exact name ref is, under the root tenant; then name is
+// that name, and "" for an id.
+func (s *session) tenantID(ctx context.Context, ref string) (id, name string, err error) {
+	if id, isID := tenant.ParseID(ref); isID {
+		return id, "", nil
 	}
-	t, err := client.Tenant(ctx, id)
+	client := s.deps.Acronis
+	root := s.deps.Config.RootTenantID
+	if root == "" {
+		if root, err = client.OwnTenantID(ctx); err != nil {
+			return "", "", failed("find the root tenant to look up %q: %w", ref, err)
+		}
+	}
+	found, err := client.FindTenantByName(ctx, root, ref)
+	if err != nil {
+		return "", "", failed("tenant %q: %w", ref, err)
+	}
+	return found.ID, ref, nil
+}
+
+// tenant reads the tenant a command names (see tenantID).
+func (s *session) tenant(ctx context.Context, ref string) (tenant.Tenant, error) {
+	id, _, err := s.tenantID(ctx, ref)
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
+	t, err := s.deps.Acronis.Tenant(ctx, id)
 	if err != nil {
 		return tenant.Tenant{}, failed("tenant %s: %w", ref, err)
 	}
@@ -88,7 +96,7 @@ Examples:
 			return s.emit(obj)
 		}
 		s.table(
-			"Tenant", fmt.Sprintf("%s (%s)", t.Name, t.ID),
+			"Tenant", label(t),
 			"Kind", string(t.Kind),
 			"MFA", obj.MFAStatus,
 			"Users", fmt.Sprintf("%d, %d with TOTP, %d without", obj.UsersCount, obj.UsersWithTOTPEnabledCount, st.UsersWithoutTOTP()),
@@ -124,19 +132,21 @@ Examples:
 		default:
 			return usagef("set: the state is on or off, not %q", args[1])
 		}
-		t, err := s.tenant(ctx, args[0])
+		id, name, err := s.tenantID(ctx, args[0])
 		if err != nil {
 			return err
 		}
 		e := s.deps.Enforcer()
 		e.Rules.DryRun = e.Rules.DryRun || flagBool(fs, "dry-run")
 		intent := policy.Intent{Enable: enable, Origin: policy.ByCaller}
-		res := e.EnforceID(ctx, enforce.IDRequest{ID: t.ID, Intent: intent})
+		// EnforceID reads the tenant, and checks a name given against it.
+		res := e.EnforceID(ctx, enforce.IDRequest{ID: id, Name: name, Intent: intent})
+		t := res.Tenant
 		switch {
 		case res.Err != nil:
-			return failed("%s (%s): %s: %w", t.Name, t.ID, enforce.Reason(res), res.Err)
+			return failed("%s: %s: %w", label(t), enforce.Reason(res), res.Err)
 		case res.Decision.Outcome != policy.Change && res.Decision.Outcome != policy.WouldChange && res.Decision.Outcome != policy.Compliant:
-			return failed("%s (%s) refused: %s", t.Name, t.ID, res.Decision.Reason)
+			return failed("%s refused: %s", label(t), res.Decision.Reason)
 		}
 		answer := res.Answer(e.Rules.DryRun)
 		if s.json {
@@ -144,7 +154,7 @@ Examples:
 		}
 		what := map[policy.Outcome]string{policy.Change: "changed", policy.WouldChange: "would change (dry run)", policy.Compliant: "already so, nothing written"}
 		s.table(
-			"Tenant", fmt.Sprintf("%s (%s)", t.Name, t.ID),
+			"Tenant", label(t),
 			"MFA", fmt.Sprintf("%s -> %s: %s", res.Previous, res.Current, what[res.Decision.Outcome]),
 			"Users without TOTP", fmt.Sprint(res.Status.UsersWithoutTOTP()))
 		return nil
@@ -190,7 +200,7 @@ Examples:
 			if err != nil {
 				return failed("users of %s: %w", t.ID, err)
 			}
-			needs := u.Enabled && u.NeedsTOTP()
+			needs := u.NeedsTOTP()
 			if needs {
 				lacking++
 			}
@@ -420,6 +430,15 @@ func (r *fileReport) Finish() (string, error) {
 
 func flagBool(fs *flag.FlagSet, name string) bool {
 	return fs.Lookup(name).Value.(flag.Getter).Get().(bool)
+}
+
+// label names a tenant for people: its name and id, or its id alone where
+// the name is not known (a request refused before the tenant was read).
+func label(t tenant.Tenant) string {
+	if t.Name == "" {
+		return t.ID
+	}
+	return fmt.Sprintf("%s (%s)", t.Name, t.ID)
 }
 
 func yesNo(b bool) string {

@@ -64,15 +64,6 @@ func counted(t *testing.T, e testkit.EMF, action string, users int) {
 	}
 }
 
-func mfaOn(t *testing.T, acr *testkit.Acronis, id string) bool {
-	t.Helper()
-	tn, ok := acr.Sim.Get(id)
-	if !ok {
-		t.Fatalf("no tenant %s", id)
-	}
-	return tenant.MFAOn(tn.MFAStatus)
-}
-
 func TestEnforceID(t *testing.T) {
 	exclude := func(ids ...string) policy.Rules { return policy.Rules{Excluded: policy.NewExclusions(ids)} }
 	tests := []struct {
@@ -112,7 +103,7 @@ func TestEnforceID(t *testing.T) {
 			if n := acr.Sim.Count("PUT", "/mfa/status"); n != tt.puts || res.Wrote != (n > 0) {
 				t.Errorf("%d PUTs (Wrote %v), want %d", n, res.Wrote, tt.puts)
 			}
-			if on := mfaOn(t, acr, tt.tenant); on != tt.on {
+			if on := acr.MFAOn(t, tt.tenant); on != tt.on {
 				t.Errorf("MFA on = %v afterwards, want %v", on, tt.on)
 			}
 			if res.Changed() != (tt.outcome == policy.Change) || res.UsersWithoutTOTP() != tt.users {

@@ -133,7 +133,7 @@ func (r *Rollout) usersWithoutTOTP(ctx context.Context, t tenant.Tenant) ([]tena
 		if err != nil {
 			return nil, 0, err
 		}
-		if !u.Enabled || !u.NeedsTOTP() {
+		if !u.NeedsTOTP() {
 			continue
 		}
 		total++

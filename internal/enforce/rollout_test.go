@@ -55,7 +55,7 @@ func TestRolloutNoticeGraceEnforcement(t *testing.T) {
 	if res.Err != nil || res.Decision.Outcome != policy.Notify || !res.Notified || !res.Decision.Deadline.Equal(start.Add(week)) {
 		t.Fatalf("first run: %+v", res)
 	}
-	if r.writes() != 0 || mfaOn(t, r.acr, testkit.OffCustomer) {
+	if r.writes() != 0 || r.acr.MFAOn(t, testkit.OffCustomer) {
 		t.Fatal("MFA was enabled before the notice's grace passed")
 	}
 	audits, emf := report(t, r.acr, res, false)
@@ -91,7 +91,7 @@ func TestRolloutNoticeGraceEnforcement(t *testing.T) {
 
 	r.clock.Advance(time.Second)
 	res = r.enforce(t, testkit.OffCustomer)
-	if res.Err != nil || !res.Changed() || !mfaOn(t, r.acr, testkit.OffCustomer) || r.writes() != 1 {
+	if res.Err != nil || !res.Changed() || !r.acr.MFAOn(t, testkit.OffCustomer) || r.writes() != 1 {
 		t.Fatalf("at the deadline: %+v", res)
 	}
 	if len(r.state.Snapshot()) != 0 {
@@ -334,7 +334,7 @@ func TestEnforceIDChecksANameGivenWithTheID(t *testing.T) {
 	}
 	res := e.EnforceID(t.Context(), enforce.IDRequest{ID: testkit.Twin1, Name: "Contoso Ltd", Intent: in})
 	audits, _ := report(t, acr, res, false)
-	if res.Err == nil || mfaOn(t, acr, testkit.Twin1) || audits[0]["reason"] != `acronis: bad request: tenant_id `+testkit.Twin1+` is tenant "Twin Corp", not the tenant_name "Contoso Ltd" given with it` {
+	if res.Err == nil || acr.MFAOn(t, testkit.Twin1) || audits[0]["reason"] != `acronis: bad request: tenant_id `+testkit.Twin1+` is tenant "Twin Corp", not the tenant_name "Contoso Ltd" given with it` {
 		t.Fatalf("mismatched name: %+v; audited %v", res, audits)
 	}
 }

@@ -104,8 +104,8 @@ func TestSweepExclusionHoldsForAChildListedEarly(t *testing.T) {
 	acr.Sim.SetFaults(sim.Faults{ListEarly: []string{testkit.Foldered}})
 	r := newRunner(t, acr, policy.Rules{Excluded: policy.NewExclusions([]string{testkit.PartnerB})})
 	sum, _, err := r.sweepOnce(t, `{}`)
-	if err != nil || mfaOnNow(t, acr, testkit.Foldered) || sum.SkippedExcluded != 5 {
-		t.Fatalf("%+v, %v; Foldered on: %v", sum, err, mfaOnNow(t, acr, testkit.Foldered))
+	if err != nil || acr.MFAOn(t, testkit.Foldered) || sum.SkippedExcluded != 5 {
+		t.Fatalf("%+v, %v; Foldered on: %v", sum, err, acr.MFAOn(t, testkit.Foldered))
 	}
 	// The walk up from Foldered read its parent, once.
 	if n := acr.Sim.Count(http.MethodGet, "/tenants/"+testkit.Folder); n != 1 {
@@ -132,13 +132,4 @@ func TestSweepTakesAnEmptyAnswerToAWriteAsSuccess(t *testing.T) {
 			t.Errorf("%d: %v Acronis requests, want %d", status, n, 2+3*want+1)
 		}
 	}
-}
-
-func mfaOnNow(t *testing.T, acr *testkit.Acronis, id string) bool {
-	t.Helper()
-	tn, ok := acr.Sim.Get(id)
-	if !ok {
-		t.Fatalf("no tenant %s", id)
-	}
-	return tenant.MFAOn(tn.MFAStatus)
 }

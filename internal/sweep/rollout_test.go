@@ -18,33 +18,12 @@ import (
 
 const week = 7 * 24 * time.Hour
 
-// graceSplit sorts the drifting tenants a sweep may change: those whose users
-// all have TOTP (enforced at once) and those that lock users out (notified).
+// graceSplit is the ids of the drifting tenants a sweep may change: those
+// whose users all have TOTP (enforced at once) and those that lock users out
+// (notified).
 func graceSplit(all []sim.Tenant) (atOnce, notified []string) {
-	lacking := map[string]int{}
-	byID := map[string]sim.Tenant{}
-	for _, tn := range all {
-		byID[tn.ID] = tn
-	}
-	for _, tn := range all {
-		// Users of folders and units count for the tenant that holds them.
-		owner := tn
-		for tenant.Kind(owner.Kind).InheritsMFA() {
-			owner = byID[owner.ParentID]
-		}
-		lacking[owner.ID] += tn.UsersCount - tn.UsersWithTOTP
-	}
-	for _, tn := range all {
-		if tenant.Kind(tn.Kind).InheritsMFA() || !tn.Enabled || !tn.UpdateAllowed || tenant.MFAOn(tn.MFAStatus) {
-			continue
-		}
-		if lacking[tn.ID] > 0 {
-			notified = append(notified, tn.ID)
-		} else {
-			atOnce = append(atOnce, tn.ID)
-		}
-	}
-	return atOnce, notified
+	once, notice := testkit.DriftOf(all).Grace(all)
+	return testkit.IDs(once), testkit.IDs(notice)
 }
 
 func TestSweepRolloutNoticeGraceEnforcement(t *testing.T) {

@@ -190,14 +190,7 @@ func (r *rig) run(t *testing.T, ctx context.Context, input string) invocation {
 	if lines := r.out.Since(mark); len(lines) != len(inv.lines) {
 		t.Fatalf("output lines that are not JSON objects: %q", lines)
 	}
-	docs, err := r.out.EMF(mark)
-	if err != nil || len(docs) != 1 {
-		t.Fatalf("%d EMF documents (%v), want one per invocation", len(docs), err)
-	}
-	inv.emf = docs[0]
-	if e := inv.emf; e.Namespace != namespace || e.Dimension("Function") != "sweep" || e.Dimension("Trigger") != "schedule" {
-		t.Fatalf("EMF namespace %s, Function %s, Trigger %s", e.Namespace, e.Dimension("Function"), e.Dimension("Trigger"))
-	}
+	inv.emf = r.out.InvocationEMF(t, mark, namespace, "sweep", "schedule")
 	want := map[string]int{
 		telemetry.MetricTenantsChecked:     sum.TenantsSeen,
 		telemetry.MetricTenantsCompliant:   sum.Compliant,

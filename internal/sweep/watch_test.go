@@ -75,8 +75,8 @@ func TestWatchRunEnforcesNewTenants(t *testing.T) {
 		if err != nil || sum.TenantsSeen != 4 || sum.SkippedInherited != 1 || sum.Compliant != 1 {
 			t.Fatalf("excluded %v: %+v, %v", excluded, sum, err)
 		}
-		if !mfaOnNow(t, acr, off) || mfaOnNow(t, acr, under) == excluded {
-			t.Errorf("excluded %v: new customer on %v, customer under the excluded partner on %v", excluded, mfaOnNow(t, acr, off), mfaOnNow(t, acr, under))
+		if !acr.MFAOn(t, off) || acr.MFAOn(t, under) == excluded {
+			t.Errorf("excluded %v: new customer on %v, customer under the excluded partner on %v", excluded, acr.MFAOn(t, off), acr.MFAOn(t, under))
 		}
 		// The token, one listing, and a read and a write per drifting tenant;
 		// with exclusions, the root's ancestry (the root and the hidden data
@@ -171,7 +171,7 @@ func TestWatchRunLeavesATenantOfUnknownAncestryAlone(t *testing.T) {
 	clock.Advance(time.Minute)
 	acr.Sim.SetFaults(sim.Faults{FailNth: []sim.NthFailure{{Method: http.MethodGet, Path: "/api/2/tenants/" + testkit.Folder, Nth: []int{1, 2, 3, 4}, Status: http.StatusBadRequest}}})
 	sum, _, err := r.sweepOnce(t, `{"updated_within_minutes": 5}`)
-	if err != nil || sum.Failed != 1 || mfaOnNow(t, acr, tn.ID) {
+	if err != nil || sum.Failed != 1 || acr.MFAOn(t, tn.ID) {
 		t.Fatalf("%+v, %v", sum, err)
 	}
 }

@@ -74,10 +74,11 @@ func TestUser(t *testing.T) {
 		name  string
 		needs bool
 	}{
-		{User{FirstName: "Ada", LastName: "Lovelace", MFAStatus: MFAEnabled}, "Ada Lovelace", false},
-		{User{FirstName: "Ada", MFAStatus: MFASetupRequired}, "Ada", true},
-		{User{LastName: "Lovelace", MFAStatus: MFADisabled}, "Lovelace", true},
-		{User{Login: "ada"}, "", true},
+		{User{FirstName: "Ada", LastName: "Lovelace", Enabled: true, MFAStatus: MFAEnabled}, "Ada Lovelace", false},
+		{User{FirstName: "Ada", Enabled: true, MFAStatus: MFASetupRequired}, "Ada", true},
+		{User{LastName: "Lovelace", Enabled: true, MFAStatus: MFADisabled}, "Lovelace", true},
+		{User{Login: "ada", Enabled: true}, "", true},
+		{User{Login: "ada", MFAStatus: MFASetupRequired}, "", false}, // disabled: cannot log in anyway
 	}
 	for _, tt := range tests {
 		if got := tt.user.Name(); got != tt.name {

@@ -13,10 +13,10 @@ type User struct {
 	MFAStatus string
 }
 
-// NeedsTOTP reports whether the user still has to set up TOTP: whose user
-// mfa_status is anything but enabled. Such a user is locked out once MFA is
-// on for their tenant.
-func (u User) NeedsTOTP() bool { return u.MFAStatus != MFAEnabled }
+// NeedsTOTP reports whether the user still has to set up TOTP: an enabled
+// user whose user mfa_status is anything but enabled. Such a user is locked
+// out once MFA is on for their tenant; a disabled user cannot log in anyway.
+func (u User) NeedsTOTP() bool { return u.Enabled && u.MFAStatus != MFAEnabled }
 
 // Name is the user's full name as far as the API knows it.
 func (u User) Name() string {

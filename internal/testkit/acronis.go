@@ -12,6 +12,7 @@ import (
 
 	"acronismfa/internal/acronis"
 	"acronismfa/internal/acronis/sim"
+	"acronismfa/internal/tenant"
 )
 
 // Acronis is the simulator on a loopback port and a client of it.
@@ -52,6 +53,17 @@ func NewAcronis(t testing.TB, o AcronisOptions) *Acronis {
 	}
 	a.Client = acronis.New(StaticCredentials(a.Creds), opts)
 	return a
+}
+
+// MFAOn reports whether the simulator's tenant id has MFA on now; a tenant
+// that is not there fails the test.
+func (a *Acronis) MFAOn(t testing.TB, id string) bool {
+	t.Helper()
+	tn, ok := a.Sim.Get(id)
+	if !ok {
+		t.Fatalf("no tenant %s in the simulator", id)
+	}
+	return tenant.MFAOn(tn.MFAStatus)
 }
 
 // NewClient returns another client of the simulator with these options (the

@@ -78,8 +78,9 @@ func IDs(tenants []sim.Tenant) []string {
 // (docs/reference.md, Rollout): those where enabling MFA locks nobody out are
 // enabled at once, the others get notice first.
 func (d Drift) Grace(all []sim.Tenant) (atOnce, notice []sim.Tenant) {
+	totals := newUserTotals(all)
 	for _, t := range d.Fixable {
-		if users, totp := UserTotals(all, t); users == totp {
+		if users, totp := totals.of(t); users == totp {
 			atOnce = append(atOnce, t)
 		} else {
 			notice = append(notice, t)
@@ -91,12 +92,28 @@ func (d Drift) Grace(all []sim.Tenant) (atOnce, notice []sim.Tenant) {
 // UserTotals is what Acronis reports for t: its users and those of the folders
 // and units below it, which share its setting, and how many have TOTP.
 func UserTotals(all []sim.Tenant, t sim.Tenant) (users, totp int) {
-	users, totp = t.UsersCount, t.UsersWithTOTP
+	return newUserTotals(all).of(t)
+}
+
+// userTotals holds the folders and units of a tree by their parent's id, so
+// that a tree of any size is read once.
+type userTotals map[string][]sim.Tenant
+
+func newUserTotals(all []sim.Tenant) userTotals {
+	m := userTotals{}
 	for _, c := range all {
-		if c.ParentID == t.ID && c.ID != t.ID && (c.Kind == "unit" || c.Kind == "folder") {
-			u, p := UserTotals(all, c)
-			users, totp = users+u, totp+p
+		if c.ParentID != c.ID && (c.Kind == "unit" || c.Kind == "folder") {
+			m[c.ParentID] = append(m[c.ParentID], c)
 		}
+	}
+	return m
+}
+
+func (m userTotals) of(t sim.Tenant) (users, totp int) {
+	users, totp = t.UsersCount, t.UsersWithTOTP
+	for _, c := range m[t.ID] {
+		u, p := m.of(c)
+		users, totp = users+u, totp+p
 	}
 	return users, totp
 }

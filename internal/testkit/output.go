@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -128,6 +129,23 @@ func (o *Output) EMF(mark int) ([]EMF, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// InvocationEMF checks what every invocation writes after mark: exactly one
+// EMF document, in namespace, with the Function and Trigger dimensions of the
+// function that wrote it. It returns that document.
+func (o *Output) InvocationEMF(t testing.TB, mark int, namespace, function, trigger string) EMF {
+	t.Helper()
+	docs, err := o.EMF(mark)
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("%d EMF documents (%v), want one per invocation", len(docs), err)
+	}
+	e := docs[0]
+	if e.Namespace != namespace || e.Dimension("Function") != function || e.Dimension("Trigger") != trigger {
+		t.Fatalf("EMF namespace %s, Function %s, Trigger %s; want %s, %s, %s",
+			e.Namespace, e.Dimension("Function"), e.Dimension("Trigger"), namespace, function, trigger)
+	}
+	return e
 }
 
 // pollInterval is how often readiness and output are polled.

@@ -123,14 +123,7 @@ func (k *hook) serve(t *testing.T, ctx context.Context, req events.APIGatewayV2H
 	if r.request["method"] != req.RequestContext.HTTP.Method || r.request["status"] != float64(resp.StatusCode) {
 		t.Errorf("request line %v, want method %s and status %d", r.request, req.RequestContext.HTTP.Method, resp.StatusCode)
 	}
-	docs, err := k.out.EMF(mark)
-	if err != nil || len(docs) != 1 {
-		t.Fatalf("%d EMF documents (%v), want one per invocation", len(docs), err)
-	}
-	r.emf = docs[0]
-	if r.emf.Namespace != namespace || r.emf.Dimension("Function") != "webhook" || r.emf.Dimension("Trigger") != "http" {
-		t.Fatalf("EMF namespace %s, Function %s, Trigger %s", r.emf.Namespace, r.emf.Dimension("Function"), r.emf.Dimension("Trigger"))
-	}
+	r.emf = k.out.InvocationEMF(t, mark, namespace, "webhook", "http")
 	// A caller that gave up may leave a request on its way to the simulator.
 	if _, deadline := ctx.Deadline(); !deadline {
 		if n := len(k.acr.Sim.Requests()) - sent; r.emf.Metrics[telemetry.MetricAcronisRequests] != float64(n) {

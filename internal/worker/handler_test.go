@@ -90,14 +90,7 @@ func (w *rig) handle(t *testing.T, ctx context.Context, ev events.SQSEvent) batc
 	}) {
 		t.Errorf("no batch line counts %d messages and %d failed: %v", len(ev.Records), len(b.failed), b.lines)
 	}
-	docs, err := w.out.EMF(mark)
-	if err != nil || len(docs) != 1 {
-		t.Fatalf("%d EMF documents (%v), want one per invocation", len(docs), err)
-	}
-	b.emf = docs[0]
-	if b.emf.Namespace != namespace || b.emf.Dimension("Function") != "worker" || b.emf.Dimension("Trigger") != "sqs" {
-		t.Fatalf("EMF namespace %s, Function %s, Trigger %s", b.emf.Namespace, b.emf.Dimension("Function"), b.emf.Dimension("Trigger"))
-	}
+	b.emf = w.out.InvocationEMF(t, mark, namespace, "worker", "sqs")
 	if _, deadline := ctx.Deadline(); !deadline {
 		if n := len(w.acr.Sim.Requests()) - sent; b.emf.Metrics[telemetry.MetricAcronisRequests] != float64(n) {
 			t.Errorf("EMF AcronisRequests %v, but %d reached the simulator", b.emf.Metrics[telemetry.MetricAcronisRequests], n)
@@ -125,15 +118,6 @@ func (b batch) line(message, messageID string) map[string]any {
 		}
 	}
 	return nil
-}
-
-func mfaOn(t *testing.T, acr *testkit.Acronis, id string) bool {
-	t.Helper()
-	tn, ok := acr.Sim.Get(id)
-	if !ok {
-		t.Fatalf("no tenant %s", id)
-	}
-	return tenant.MFAOn(tn.MFAStatus)
 }
 
 // set and enforce are the two operator shapes of a message about a tenant id.
@@ -233,7 +217,7 @@ func TestHandleMessage(t *testing.T) {
 			if n := acr.Sim.Count("PUT", "/mfa/status"); n != tt.puts {
 				t.Errorf("%d PUTs reached Acronis, want %d", n, tt.puts)
 			}
-			if tt.tenant != "" && mfaOn(t, acr, tt.tenant) != tt.after {
+			if tt.tenant != "" && acr.MFAOn(t, tt.tenant) != tt.after {
 				t.Errorf("MFA on = %v afterwards, want %v", !tt.after, tt.after)
 			}
 			for _, name := range []string{telemetry.MetricTenantsChanged, telemetry.MetricTenantsWouldChange,
@@ -317,7 +301,7 @@ func TestHandleMixedBatch(t *testing.T) {
 	}
 	for id, on := range map[string]bool{testkit.OffCustomer: true, testkit.Contoso: true, testkit.ContosoHoldings: true,
 		testkit.ExcludedChild: false, testkit.Broken: false, testkit.Twin1: false, testkit.Twin2: false} {
-		if mfaOn(t, acr, id) != on {
+		if acr.MFAOn(t, id) != on {
 			t.Errorf("tenant %s: MFA on = %v, want %v", id, !on, on)
 		}
 	}
@@ -369,8 +353,8 @@ func TestHandleSameTenantInOrder(t *testing.T) {
 		if n := acr.Sim.MaxInFlight(); n != 1 {
 			t.Fatalf("%d requests about one tenant were in flight at once, want 1", n)
 		}
-		if n := acr.Sim.Count("PUT", "/mfa/status"); n != 4 || mfaOn(t, acr, off) {
-			t.Fatalf("%d PUTs, MFA on %v; want 4, the last one disabling it", n, mfaOn(t, acr, off))
+		if n := acr.Sim.Count("PUT", "/mfa/status"); n != 4 || acr.MFAOn(t, off) {
+			t.Fatalf("%d PUTs, MFA on %v; want 4, the last one disabling it", n, acr.MFAOn(t, off))
 		}
 	})
 	t.Run("among other tenants", func(t *testing.T) {
@@ -398,8 +382,8 @@ func TestHandleSameTenantInOrder(t *testing.T) {
 			for _, a := range b.auditsFor("tenant_id", id) {
 				got = append(got, a["action"].(string))
 			}
-			if !slices.Equal(got, want) || mfaOn(t, acr, id) != (len(want) == 1) {
-				t.Errorf("tenant %s: audit actions %v, MFA on %v; want %v in batch order", id, got, mfaOn(t, acr, id), want)
+			if !slices.Equal(got, want) || acr.MFAOn(t, id) != (len(want) == 1) {
+				t.Errorf("tenant %s: audit actions %v, MFA on %v; want %v in batch order", id, got, acr.MFAOn(t, id), want)
 			}
 		}
 	})
@@ -480,7 +464,7 @@ func TestHandleAmbiguousNameAmongManyPartialMatches(t *testing.T) {
 	}
 	add(second, "Globex")
 	b := newWorker(t, acr, policy.Rules{}).run(t, t.Context(), `{"tenant_name":"Globex"}`)
-	if !slices.Equal(b.failed, []string{"m0"}) || mfaOn(t, acr, first) || mfaOn(t, acr, second) {
+	if !slices.Equal(b.failed, []string{"m0"}) || acr.MFAOn(t, first) || acr.MFAOn(t, second) {
 		t.Errorf("batchItemFailures %v: the ambiguous message must be listed and neither Globex enabled", b.failed)
 	}
 }

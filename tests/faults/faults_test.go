@@ -241,7 +241,7 @@ func TestOneTenantAnswering500(t *testing.T) {
 		if sum.Failed != 1 {
 			t.Errorf("summary failed = %d, want 1", sum.Failed)
 		}
-		if w.on(t, victim) {
+		if w.MFAOn(t, victim) {
 			t.Error("the failing tenant has MFA on")
 		}
 		// Counted as changed, the victim leaves the rest of the tree to be
@@ -269,7 +269,7 @@ func TestOneTenantAnswering500(t *testing.T) {
 			t.Errorf("batch item failures %v, want only m3", got)
 		}
 		for _, id := range ids {
-			if on := w.on(t, id); on == (id == victim) {
+			if on := w.MFAOn(t, id); on == (id == victim) {
 				t.Errorf("tenant %s (failing: %v) has MFA on: %v", id, id == victim, on)
 			}
 		}
@@ -306,7 +306,7 @@ func TestDeadlineMidRequest(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Error("the webhook answered after the invocation deadline")
 		}
-		if w.on(t, id) {
+		if w.MFAOn(t, id) {
 			t.Error("the tenant changed although the webhook answered 504")
 		}
 	})
@@ -346,7 +346,7 @@ func TestDeadlineMidRequest(t *testing.T) {
 			lines := byTenant(audits(t, f))
 			for i, id := range ids {
 				cut := slices.Contains(tt.late, fmt.Sprintf("m%d", i))
-				if on := w.on(t, id); on == cut {
+				if on := w.MFAOn(t, id); on == cut {
 					t.Errorf("tenant %d (cut off: %v) has MFA on: %v", i, cut, on)
 				}
 				if l := lines[id]; len(l) != 1 || cut && (l[0].get("action") != "failed" || !strings.Contains(l[0].get("reason"), acronis.ErrDeadline.Error())) {

@@ -25,7 +25,6 @@ import (
 	"acronismfa/internal/app"
 	"acronismfa/internal/config"
 	"acronismfa/internal/sweep"
-	"acronismfa/internal/tenant"
 	"acronismfa/internal/testkit"
 )
 
@@ -140,15 +139,6 @@ func (w *world) request(method, id, body string) events.APIGatewayV2HTTPRequest 
 }
 
 // on reads whether a tenant has MFA on.
-func (w *world) on(t *testing.T, id string) bool {
-	t.Helper()
-	tn, ok := w.Sim.Get(id)
-	if !ok {
-		t.Fatalf("tenant %s is gone", id)
-	}
-	return tenant.MFAOn(tn.MFAStatus)
-}
-
 // createSecret and putSecret go to moto itself, past the proxy, whose count
 // is the functions' calls.
 func createSecret(t *testing.T, name, value string) {

@@ -75,7 +75,7 @@ func TestReportFailuresLeaveEnforcementAlone(t *testing.T) {
 				t.Errorf("grace_started for %v, want one each for %v", got, notice)
 			}
 			for _, id := range atOnce {
-				if !w.on(t, id) {
+				if !w.MFAOn(t, id) {
 					t.Errorf("tenant %s was not enabled", id)
 				}
 			}

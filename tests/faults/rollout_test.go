@@ -23,7 +23,6 @@ import (
 	"acronismfa/internal/acronis/sim"
 	"acronismfa/internal/config"
 	"acronismfa/internal/sweep"
-	"acronismfa/internal/tenant"
 	"acronismfa/internal/testkit"
 )
 
@@ -171,18 +170,8 @@ func digests(inputs ...json.RawMessage) int {
 // rolloutPlan sorts the drifting tenants of a tree, as listed before any run:
 // those whose users lack TOTP get a notice before MFA, the others MFA at once.
 func rolloutPlan(before []sim.Tenant) (notice, atOnce []string) {
-	for _, b := range before {
-		switch {
-		case !eligible(b) || tenant.MFAOn(b.MFAStatus):
-		case b.UsersCount > b.UsersWithTOTP:
-			notice = append(notice, b.ID)
-		default:
-			atOnce = append(atOnce, b.ID)
-		}
-	}
-	slices.Sort(notice)
-	slices.Sort(atOnce)
-	return notice, atOnce
+	once, given := testkit.DriftOf(before).Grace(before)
+	return testkit.IDs(given), testkit.IDs(once)
 }
 
 // checkBuckets: every tenant seen is in exactly one bucket of the summary.
@@ -231,7 +220,7 @@ func checkUntouched(t *testing.T, w *world, ids []string) {
 	t.Helper()
 	puts := acceptedWrites(w.Sim.Requests())
 	for _, id := range ids {
-		if puts[id] != 0 || w.on(t, id) {
+		if puts[id] != 0 || w.MFAOn(t, id) {
 			t.Errorf("tenant %s, whose users lack TOTP, was enabled without notice (%d writes)", id, puts[id])
 		}
 	}
@@ -357,7 +346,7 @@ func TestRolloutStateTableFaults(t *testing.T) {
 			checkBuckets(t, sum)
 			checkUntouched(t, w, notice)
 			for _, id := range atOnce {
-				if n := acceptedWrites(w.Sim.Requests())[id]; n != 1 || !w.on(t, id) {
+				if n := acceptedWrites(w.Sim.Requests())[id]; n != 1 || !w.MFAOn(t, id) {
 					t.Errorf("tenant %s, whose users all have TOTP: %d writes over both runs, want 1", id, n)
 				}
 			}
@@ -450,7 +439,7 @@ func TestRolloutNoticeNotPublished(t *testing.T) {
 				}
 			}
 			for _, id := range atOnce {
-				if l := lines[id]; len(l) != 1 || l[0].get("action") != "enable" || !w.on(t, id) {
+				if l := lines[id]; len(l) != 1 || l[0].get("action") != "enable" || !w.MFAOn(t, id) {
 					t.Errorf("tenant %s, whose users all have TOTP: lines %v, want one enable", id, l)
 				}
 			}
@@ -581,7 +570,7 @@ func TestRolloutOverlappingRuns(t *testing.T) {
 			checkUntouched(t, w, notice)
 			puts := acceptedWrites(w.Sim.Requests())
 			for _, id := range atOnce {
-				if n := countAction(tenants[id], "enable"); n != 1 || puts[id] != 1 || !w.on(t, id) {
+				if n := countAction(tenants[id], "enable"); n != 1 || puts[id] != 1 || !w.MFAOn(t, id) {
 					t.Errorf("tenant %s: %d writes, %d enable lines, want one each: %v", id, puts[id], n, tenants[id])
 				}
 			}
@@ -689,7 +678,7 @@ func TestRolloutWorker(t *testing.T) {
 	}
 	lines := byTenant(audits(t, f))
 	checkNotified(t, lines[contoso], w, []string{contoso})
-	if l := lines[twin]; len(l) != 1 || l[0].get("action") != "enable" || !w.on(t, twin) {
+	if l := lines[twin]; len(l) != 1 || l[0].get("action") != "enable" || !w.MFAOn(t, twin) {
 		t.Errorf("tenant %s, whose users all have TOTP: lines %v, want one enable", twin, l)
 	}
 	if got := d.received(t, 1)[graceStarted]; !slices.Equal(got, []string{contoso}) {

@@ -114,7 +114,7 @@ func TestSecretsManagerFailures(t *testing.T) {
 					t.Errorf("%d requests reached Acronis, the first %s %s", len(reqs), reqs[0].Method, reqs[0].Path)
 				}
 				for _, id := range ids {
-					if w.on(t, id) {
+					if w.MFAOn(t, id) {
 						t.Errorf("tenant %s changed", id)
 					}
 				}
@@ -179,7 +179,7 @@ func TestRotatedCredentialsPickedUpWhileWarm(t *testing.T) {
 			invoke[fn](t, f, ids)
 
 			for _, id := range ids {
-				if !w.on(t, id) {
+				if !w.MFAOn(t, id) {
 					t.Errorf("tenant %s not enabled after the rotation", id)
 				}
 			}
