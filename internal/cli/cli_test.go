@@ -104,10 +104,15 @@ func TestSet(t *testing.T) {
 	if r.code != 0 || st["changed"] != false || st["dry_run"] != true || s.acr.MFAOn(t, testkit.Contoso) {
 		t.Fatalf("dry run: %d %v", r.code, st)
 	}
+	s.acr.Sim.ResetRequests()
 	r = s.run(t, t.Context(), "set", "--json", testkit.Contoso, "on")
 	r.json(t, &st)
 	if r.code != 0 || st["changed"] != true || st["mfa_status"] != "enabled" || !s.acr.MFAOn(t, testkit.Contoso) {
 		t.Fatalf("on: %d %v", r.code, st)
+	}
+	// The tenant, its switch, the PUT: as the webhook's PUT costs.
+	if routes := testkit.Routes(s.acr.Sim.Requests()); routes["GET /tenants/{id}"] != 1 || routes["GET /tenants/{id}/mfa/status"] != 1 || routes["PUT /tenants/{id}/mfa/status"] != 1 {
+		t.Errorf("Acronis requests %v", routes)
 	}
 	if r := s.run(t, t.Context(), "set", testkit.Contoso, "on"); r.code != 0 || !strings.Contains(r.stdout, "already so, nothing written") {
 		t.Errorf("again: %d %q", r.code, r.stdout)
