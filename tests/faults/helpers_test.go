@@ -147,6 +147,13 @@ func createSecret(t *testing.T, name, value string) {
 	if _, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)}); err != nil {
 		t.Fatalf("create secret %s: %v", name, err)
 	}
+	// Deleted again so that the suite can run twice on one moto (-count).
+	t.Cleanup(func() {
+		_, err := sm.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
+		if err != nil {
+			t.Errorf("delete secret %s: %v", name, err)
+		}
+	})
 }
 
 func putSecret(t *testing.T, id, value string) {
