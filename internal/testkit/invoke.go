@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -22,13 +21,13 @@ import (
 // Invocation is one answer of a function and what it wrote meanwhile.
 type Invocation struct {
 	Body  []byte   // the handler's result
-	Lines []string // the function's output for this invocation, up to its EMF document
+	Lines []string // everything written during the invocation, the emulator's END line last
 	EMF   EMF      // the invocation's metrics
 }
 
-// Call sends event (JSON bytes, or a value to marshal) and waits for the
-// invocation's EMF document, which can trail the answer. A crash or failed init
-// (the emulator's 502) and an error the handler returned are errors.
+// Call sends event (JSON bytes, or a value to marshal) and returns the answer
+// with the invocation's output and EMF document. A crash or failed init (the
+// emulator's 502) and an error the handler returned are errors.
 func (f *Function) Call(ctx context.Context, event any) (Invocation, error) {
 	payload, ok := event.([]byte)
 	if !ok {
@@ -37,8 +36,7 @@ func (f *Function) Call(ctx context.Context, event any) (Invocation, error) {
 			return Invocation{}, err
 		}
 	}
-	mark := f.out.Mark()
-	status, body, err := f.Invoke(ctx, payload)
+	status, body, lines, err := f.invoke(ctx, payload)
 	if err != nil {
 		return Invocation{}, err
 	}
@@ -49,19 +47,13 @@ func (f *Function) Call(ctx context.Context, event any) (Invocation, error) {
 	if json.Unmarshal(body, &fnErr) == nil && fnErr.ErrorMessage != "" {
 		return Invocation{}, fmt.Errorf("the handler returned an error (%s): %s", fnErr.ErrorType, fnErr.ErrorMessage)
 	}
-	line, err := f.out.Wait(ctx, mark, 10*time.Second, IsEMF)
-	if err != nil {
-		return Invocation{}, fmt.Errorf("no EMF document for the invocation (answer %s): %w", body, err)
+	i := slices.IndexFunc(lines, IsEMF)
+	if i < 0 {
+		return Invocation{}, fmt.Errorf("no EMF document for the invocation (answer %s)", body)
 	}
-	inv := Invocation{Body: body}
-	if inv.EMF, err = ParseEMF(line); err != nil {
-		return Invocation{}, fmt.Errorf("EMF document %s: %w", line, err)
-	}
-	for _, l := range f.out.Since(mark) {
-		inv.Lines = append(inv.Lines, l)
-		if l == line {
-			break
-		}
+	inv := Invocation{Body: body, Lines: lines}
+	if inv.EMF, err = ParseEMF(lines[i]); err != nil {
+		return Invocation{}, fmt.Errorf("EMF document %s: %w", lines[i], err)
 	}
 	return inv, nil
 }

@@ -77,9 +77,8 @@ func (o *Output) Since(mark int) []string {
 	return append([]string(nil), o.lines[max(mark, 0):]...)
 }
 
-// Wait polls until a line after mark satisfies match and returns it. The answer
-// of an invocation can overtake the function's output on its way through the
-// emulator, so a caller that needs the invocation's EMF document waits for it.
+// Wait polls until a line after mark satisfies match and returns it: output
+// reaches the Output through a pipe, after whatever it was written before.
 func (o *Output) Wait(ctx context.Context, mark int, timeout time.Duration, match func(string) bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

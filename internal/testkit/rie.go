@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,26 +263,49 @@ func (f *Function) Output() *Output { return f.out }
 // Invoke sends one event and returns the emulator's answer: 200 with the
 // handler's result (or with {"errorMessage", "errorType"} for a returned
 // error), 502 when the function crashed or failed at init. Invocations are
-// serialised. err is set only when no answer came.
+// serialised. err is set only when no answer came, or no END line after one.
 func (f *Function) Invoke(ctx context.Context, event []byte) (status int, body []byte, err error) {
+	status, body, _, err = f.invoke(ctx, event)
+	return status, body, err
+}
+
+// invoke is Invoke that also returns what was written during the invocation.
+// The emulator prints its END line after everything the function wrote and
+// before it answers; so, once the answer is in, the lines up to that END line
+// are the invocation's whole output, and none of it is left to show up in the
+// next one's.
+func (f *Function) invoke(ctx context.Context, event []byte) (status int, body []byte, lines []string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	mark := f.out.Mark()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL+InvokePath, bytes.NewReader(event))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("testkit: invoke: %w", err)
+		return 0, nil, nil, fmt.Errorf("testkit: invoke: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, body, fmt.Errorf("testkit: read the invocation result: %w", err)
+		return resp.StatusCode, body, nil, fmt.Errorf("testkit: read the invocation result: %w", err)
 	}
-	return resp.StatusCode, body, nil
+	if resp.StatusCode != http.StatusOK {
+		// A crash or failed init has no END line.
+		return resp.StatusCode, body, f.out.Since(mark), nil
+	}
+	end, err := f.out.Wait(ctx, mark, 10*time.Second, isEnd)
+	if err != nil {
+		return resp.StatusCode, body, nil, fmt.Errorf("testkit: the emulator's END line after answer %s: %w", body, err)
+	}
+	lines = f.out.Since(mark)
+	return resp.StatusCode, body, lines[:slices.Index(lines, end)+1], nil
 }
+
+// isEnd tells the emulator's line that closes an invocation.
+func isEnd(line string) bool { return strings.HasPrefix(line, "END RequestId: ") }
 
 // Stop ends the emulator and the function (the whole process group) and waits
 // until their output is read. It is safe to call more than once.

@@ -73,14 +73,17 @@ func TestWebhook(t *testing.T) {
 			!tenant.MFAOn(str(line["current"])) || str(line["reason"]) == "" {
 			t.Errorf("audit line %v, want tenant_id %s, action enable, previous disabled, current on and a reason", line, target.ID)
 		}
-		ids := map[string]bool{}
+		ids, access := map[string]bool{}, 0
 		for _, l := range inv.Lines {
 			if m, ok := testkit.JSONObject(l); ok && m["_aws"] == nil {
 				ids[str(m["requestId"])] = true
+				if m["message"] == "webhook request" && m["method"] == "PUT" && m["status"] == float64(200) {
+					access++
+				}
 			}
 		}
-		if len(ids) != 1 || ids[""] {
-			t.Errorf("the PUT's log lines carry requestIds %v, want one", slices.Collect(maps.Keys(ids)))
+		if len(ids) != 1 || ids[""] || access != 1 {
+			t.Errorf("the PUT's log lines carry requestIds %v and %d access lines, want one of each", slices.Collect(maps.Keys(ids)), access)
 		}
 	})
 
