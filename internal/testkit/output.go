@@ -78,7 +78,8 @@ func (o *Output) Since(mark int) []string {
 }
 
 // Wait polls until a line after mark satisfies match and returns it: output
-// reaches the Output through a pipe, after whatever it was written before.
+// from another process reaches the Output through a pipe, some time after it
+// was written.
 func (o *Output) Wait(ctx context.Context, mark int, timeout time.Duration, match func(string) bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
