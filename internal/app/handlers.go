@@ -82,7 +82,7 @@ func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
 		Namespace:    d.Config.MetricsNamespace,
 		Out:          d.Out,
 	}
-	if pub := d.publisher(); pub != nil {
+	if pub := d.Publisher(); pub != nil {
 		h.Notifier = pub
 	}
 	return h.Handle, nil
@@ -127,7 +127,7 @@ func (d *Deps) enforcer(table *statestore.Table) *enforce.Enforcer {
 		// with an enforced notice at the next run, and leave the table.
 		e.Leases = table
 		e.Rollout = &enforce.Rollout{Notices: table, Directory: d.Acronis, Now: time.Now}
-		if pub := d.publisher(); pub != nil {
+		if pub := d.Publisher(); pub != nil {
 			e.Rollout.Notifier = pub
 		}
 	}
@@ -142,8 +142,8 @@ func (d *Deps) stateTable() *statestore.Table {
 	return &statestore.Table{DB: dynamodb.NewFromConfig(d.AWS), Name: d.Config.StateTable, Now: time.Now}
 }
 
-// publisher publishes to NOTIFY_TOPIC_ARN, nil when it is not set.
-func (d *Deps) publisher() *notify.Publisher {
+// Publisher publishes to NOTIFY_TOPIC_ARN, nil when it is not set.
+func (d *Deps) Publisher() *notify.Publisher {
 	if d.Config.NotifyTopicARN == "" {
 		return nil
 	}

@@ -228,7 +228,9 @@ var sweepCommand = command{
 	summary: "sweep the tenant tree from this machine",
 	details: `Brings every eligible tenant under the root to MFA_DESIRED_STATE, as the sweep
 function does, and prints its summary. Progress goes to stderr; Ctrl-C stops the
-sweep cleanly and prints what was done.
+sweep cleanly and prints what was done. It does all its work itself: nothing goes
+to ENFORCE_QUEUE_URL or REPORT_BUCKET. With STATE_TABLE it gives the rollout's
+notices, and with NOTIFY_TOPIC_ARN it publishes the sweep_completed digest.
 
   --root ID                 sweep this tenant's subtree (default ROOT_TENANT_ID,
                             else the API client's own tenant)
@@ -287,7 +289,10 @@ func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) 
 	if err := s.load(ctx); err != nil {
 		return err
 	}
+	// A sweep from this machine is the whole job: nothing goes to the
+	// deployed worker's queue, and its report is the --csv file or none.
 	sw := s.deps.Sweeper()
+	sw.Fanout, sw.NewReport = nil, nil
 	run := sweep.Run{RootTenantID: cmp.Or(strings.ToLower(flags.root), s.deps.Config.RootTenantID),
 		DryRun: s.deps.Config.DryRun || flags.dryRun, SweepID: "cli-" + time.Now().UTC().Format("20060102T150405Z")}
 	if flags.within > 0 {
@@ -312,9 +317,9 @@ func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) 
 	sum, err := sw.Run(ctx, run)
 	p.stop()
 	interrupted := ctx.Err() != nil
-	if err == nil && !run.Watch() {
-		c := sum.Compliance()
-		sum.CompliancePercent = &c
+	var digestErr error
+	if pub := s.deps.Publisher(); pub != nil && !interrupted {
+		digestErr = sweep.PublishDigest(ctx, pub, run, sum)
 	}
 	if s.json {
 		if werr := s.emit(sum); werr != nil {
@@ -330,6 +335,8 @@ func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) 
 		return failed("%w", err)
 	case csv != nil && sum.Report == nil:
 		return failed("the report %s was not written: %w", flags.csv, sum.ReportErr)
+	case digestErr != nil:
+		return failed("the sweep_completed digest was not published: %w", digestErr)
 	case sum.Failed > 0:
 		return failed("%d tenants failed; their reasons are above", sum.Failed)
 	}

@@ -52,15 +52,11 @@ func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, e
 	metrics := telemetry.NewMetrics(h.Namespace, telemetry.Sweep)
 	before := h.Acronis.Stats()
 	sum, run, err := h.sweep(ctx, input)
-	// Compliance and the digest speak for the whole tree: a sweep that did not
-	// list it to the end has neither. Its report holds what it did see.
-	full := err == nil && !run.Watch()
-	if full {
-		p := sum.Compliance()
-		sum.CompliancePercent = &p
-		metrics.SetCompliancePercent(p)
+	if sum.CompliancePercent != nil {
+		metrics.SetCompliancePercent(*sum.CompliancePercent)
 	}
-	if (full || errors.Is(err, ErrIncomplete)) && !run.Watch() && h.Sweeper.NewReport != nil {
+	// A sweep that did not list the whole tree still has a report of what it saw.
+	if (err == nil || errors.Is(err, ErrIncomplete)) && !run.Watch() && h.Sweeper.NewReport != nil {
 		metrics.SetReportFailed(sum.Report == nil)
 		if sum.Report == nil {
 			h.Logger.ErrorContext(ctx, "report not written", "sweep_id", run.SweepID, "error", sum.ReportErr)
@@ -71,8 +67,10 @@ func (h *Handler) Handle(ctx context.Context, input json.RawMessage) (Summary, e
 	if werr := metrics.Write(h.Out, h.Sweeper.Now()); werr != nil {
 		h.Logger.ErrorContext(ctx, "write metrics", "error", werr)
 	}
-	if full && !run.DryRun && h.Notifier != nil {
-		h.digest(ctx, run, sum)
+	if h.Notifier != nil {
+		if err := PublishDigest(ctx, h.Notifier, run, sum); err != nil {
+			h.Logger.ErrorContext(ctx, "sweep digest not published", "sweep_id", run.SweepID, "error", err)
+		}
 	}
 	if err != nil {
 		h.Logger.ErrorContext(ctx, "sweep failed", "error", err, "summary", sum)
@@ -96,9 +94,12 @@ func count(m *telemetry.Metrics, sum Summary) {
 	m.SetDurationMs(sum.DurationMs)
 }
 
-// digest publishes the sweep_completed notice; one that cannot be published
-// is an ERROR line, and changes nothing of the sweep.
-func (h *Handler) digest(ctx context.Context, run Run, sum Summary) {
+// PublishDigest publishes the sweep_completed notice of a full sweep that
+// listed the whole tree and is not a dry run; other runs have none.
+func PublishDigest(ctx context.Context, n Notifier, run Run, sum Summary) error {
+	if run.Watch() || run.DryRun || sum.CompliancePercent == nil {
+		return nil
+	}
 	doc, _ := json.Marshal(sum) // a struct of strings and numbers always encodes
 	text := fmt.Sprintf("The MFA compliance sweep %s of tenant %s is done: %d tenants, %.1f%% compliant.\n\n"+
 		"Changed: %d. In grace: %d (%d notified now). Not allowed: %d. Failed: %d. Sent to the worker: %d.\n"+
@@ -107,9 +108,7 @@ func (h *Handler) digest(ctx context.Context, run Run, sum Summary) {
 	if sum.Report != nil {
 		text += "Report: " + *sum.Report + "\n"
 	}
-	if err := h.Notifier.Publish(ctx, notify.SweepCompleted{Summary: doc, SweepID: run.SweepID, Text: text}); err != nil {
-		h.Logger.ErrorContext(ctx, "sweep digest not published", "sweep_id", run.SweepID, "error", err)
-	}
+	return n.Publish(ctx, notify.SweepCompleted{Summary: doc, SweepID: run.SweepID, Text: text})
 }
 
 func (h *Handler) sweep(ctx context.Context, input json.RawMessage) (Summary, Run, error) {

@@ -30,7 +30,8 @@ type Summary struct {
 	// Notified counts those of InGrace whose notice this run gave.
 	Notified         int `json:"notified"`
 	UsersWithoutTOTP int `json:"users_without_totp"`
-	// CompliancePercent is a full sweep's; null in a watch run.
+	// CompliancePercent is a full sweep's that listed the whole tree; null
+	// otherwise.
 	CompliancePercent *float64 `json:"compliance_percent"`
 	// Report is the s3:// URI of a full sweep's report; null without one.
 	Report     *string `json:"report"`

@@ -211,6 +211,12 @@ func (s *Sweeper) Run(ctx context.Context, params Run) (Summary, error) {
 	if listErr != nil {
 		return r.sum, fmt.Errorf("%w: %w", ErrIncomplete, listErr)
 	}
+	// Compliance speaks for the whole tree: a sweep that did not list it to
+	// the end, or a watch run, has none.
+	if !params.Watch() {
+		c := r.sum.Compliance()
+		r.sum.CompliancePercent = &c
+	}
 	return r.sum, nil
 }
 
