@@ -185,6 +185,14 @@ func TestSweep(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "changed                     10") || !strings.Contains(r.stderr, "change       Contoso Ltd") {
 		t.Errorf("real sweep: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// --root takes a tenant id in any case and sweeps its subtree alone:
+	// Partner B, its two customers, its folder and the folder's customer.
+	r = s.run(t, t.Context(), "sweep", "--root", strings.ToUpper(testkit.PartnerB), "--dry-run", "--json")
+	var sub map[string]any
+	r.json(t, &sub)
+	if r.code != 0 || sub["root_tenant_id"] != testkit.PartnerB || sub["tenants_seen"] != 5.0 {
+		t.Errorf("--root: %d %v", r.code, sub)
+	}
 	for _, tt := range []struct {
 		args []string
 		says string

@@ -270,10 +270,15 @@ func parseSweepFlags(fs *flag.FlagSet, args []string) (sweepFlags, error) {
 		return f, usagef("sweep takes no arguments, got %q (see acronis-mfa sweep --help)", args)
 	case watch && (minutes < 1 || minutes > 1440):
 		return f, usagef("--updated-within takes minutes from 1 to 1440, not %d", minutes)
-	case f.root != "" && !tenant.ValidID(f.root):
-		return f, usagef("--root takes a tenant UUID, not %q", f.root)
 	case f.csv != "" && watch:
 		return f, usagef("--csv is for full sweeps: a watch run (--updated-within) writes no report")
+	}
+	if f.root != "" {
+		root, ok := tenant.ParseID(f.root)
+		if !ok {
+			return f, usagef("--root takes a tenant UUID, not %q", f.root)
+		}
+		f.root = root
 	}
 	if watch {
 		f.within = time.Duration(minutes) * time.Minute
@@ -293,7 +298,7 @@ func runSweep(ctx context.Context, s *session, fs *flag.FlagSet, args []string) 
 	// deployed worker's queue, and its report is the --csv file or none.
 	sw := s.deps.Sweeper()
 	sw.Fanout, sw.NewReport = nil, nil
-	run := sweep.Run{RootTenantID: cmp.Or(strings.ToLower(flags.root), s.deps.Config.RootTenantID),
+	run := sweep.Run{RootTenantID: cmp.Or(flags.root, s.deps.Config.RootTenantID),
 		DryRun: s.deps.Config.DryRun || flags.dryRun, SweepID: "cli-" + time.Now().UTC().Format("20060102T150405Z")}
 	if flags.within > 0 {
 		run.UpdatedSince = time.Now().Add(-flags.within)

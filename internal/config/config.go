@@ -152,10 +152,10 @@ func (c *Config) loadCredentials(get func(string) string) error {
 func (c *Config) loadSweep(get func(string) string) error {
 	var err error
 	if v := get("ROOT_TENANT_ID"); v != "" {
-		if !tenant.ValidID(v) {
+		var ok bool
+		if c.RootTenantID, ok = tenant.ParseID(v); !ok {
 			return bad("ROOT_TENANT_ID", v, "a tenant UUID, or empty for the API client's own tenant")
 		}
-		c.RootTenantID = strings.ToLower(v)
 	}
 	if c.ExcludedTenantIDs, err = tenantList("EXCLUDED_TENANT_IDS", get("EXCLUDED_TENANT_IDS")); err != nil {
 		return err
@@ -284,10 +284,11 @@ func tenantList(name, v string) ([]string, error) {
 		if item == "" {
 			continue
 		}
-		if !tenant.ValidID(item) {
+		id, ok := tenant.ParseID(item)
+		if !ok {
 			return nil, fmt.Errorf("config: %s item %d %s: accepts comma-separated tenant UUIDs", name, i+1, short(item))
 		}
-		ids = append(ids, strings.ToLower(item))
+		ids = append(ids, id)
 	}
 	return ids, nil
 }

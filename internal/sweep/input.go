@@ -99,10 +99,10 @@ func parseOverrides(obj strictjson.Object, prefix string) (Overrides, error) {
 			}
 			var id string
 			_ = json.Unmarshal(raw, &id) // a string token, as above
-			if !tenant.ValidID(id) {
+			var ok bool
+			if o.RootTenantID, ok = tenant.ParseID(id); !ok {
 				return Overrides{}, invalidInput("%sroot_tenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 			}
-			o.RootTenantID = strings.ToLower(id)
 		case "updated_within_minutes":
 			minutes, ok := wholeNumber(raw)
 			if !ok || minutes < 1 || minutes > maxWatchMinutes {

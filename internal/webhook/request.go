@@ -63,10 +63,11 @@ func ParseRoute(method, rawPath string) (Route, error) {
 	if len(segs) != 3 || segs[0] != "tenants" || segs[2] != "mfa" {
 		return Route{}, errNoRoute
 	}
-	if !tenant.ValidID(segs[1]) {
+	id, ok := tenant.ParseID(segs[1])
+	if !ok {
 		return Route{}, fmt.Errorf("%w: tenant_id in the path must be a UUID", ErrInvalidTenantID)
 	}
-	return Route{TenantID: strings.ToLower(segs[1]), Set: set}, nil
+	return Route{TenantID: id, Set: set}, nil
 }
 
 var errNoRoute = fmt.Errorf("%w: unknown route: the API has GET and PUT /tenants/{tenant_id}/mfa", ErrInvalidRequest)

@@ -148,10 +148,10 @@ func parseTarget(obj strictjson.Object, prefix string) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
-		if !tenant.ValidID(id) {
+		var ok bool
+		if m.TenantID, ok = tenant.ParseID(id); !ok {
 			return Message{}, invalidMessage("%stenant_id %s is not a UUID", prefix, strictjson.Quote(id))
 		}
-		m.TenantID = strings.ToLower(id)
 	}
 	if hasName {
 		name, err := parseString(prefix+"tenant_name", rawName)
