@@ -134,6 +134,8 @@ func (c *Config) loadCredentials(get func(string) string) error {
 		return nil
 	case base == "" && id == "" && secret == "":
 		return fmt.Errorf("config: no credentials: set ACRONIS_SECRET_ID (a Secrets Manager secret), or ACRONIS_BASE_URL, ACRONIS_CLIENT_ID and ACRONIS_CLIENT_SECRET")
+	case base == "":
+		return missing("ACRONIS_BASE_URL", "the data center's https:// URL, such as https://eu2-cloud.acronis.com")
 	case id == "":
 		return missing("ACRONIS_CLIENT_ID", "the API client's id")
 	case secret == "":

@@ -153,6 +153,8 @@ func TestLoadRejects(t *testing.T) {
 		{"prefix with spaces", Sweep, map[string]string{"REPORT_PREFIX": "my reports/"}, []string{"REPORT_PREFIX"}},
 		{"command line without credentials", CLI, map[string]string{"ACRONIS_SECRET_ID": ""}, []string{"no credentials", "ACRONIS_SECRET_ID", "ACRONIS_BASE_URL"}},
 		{"command line with both", CLI, map[string]string{"ACRONIS_BASE_URL": "https://eu2-cloud.acronis.com"}, []string{"both set"}},
+		{"command line without base URL", CLI, map[string]string{"ACRONIS_SECRET_ID": "", "ACRONIS_CLIENT_ID": "c", "ACRONIS_CLIENT_SECRET": "s"},
+			[]string{"ACRONIS_BASE_URL is not set", "https://eu2-cloud.acronis.com"}},
 		{"command line without client id", CLI, map[string]string{"ACRONIS_SECRET_ID": "", "ACRONIS_BASE_URL": "https://x.example"}, []string{"ACRONIS_CLIENT_ID is not set"}},
 		{"command line without client secret", CLI, map[string]string{"ACRONIS_SECRET_ID": "", "ACRONIS_BASE_URL": "https://x.example", "ACRONIS_CLIENT_ID": "c"},
 			[]string{"ACRONIS_CLIENT_SECRET is not set"}},
