@@ -86,7 +86,7 @@ type page[T any] struct {
 
 // ListOptions narrow a subtree listing.
 type ListOptions struct {
-	PageSize int // tenants per page; 0 lets the API choose (5000)
+	PageSize int // tenants per page; 0 asks for 5000
 	// UpdatedSince lists only the tenants created or updated after it; zero
 	// lists them all.
 	UpdatedSince time.Time

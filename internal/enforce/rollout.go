@@ -70,9 +70,10 @@ func (r *Rollout) notice(ctx context.Context, req Request) (*statestore.Notice, 
 
 // give gives the tenant its notice: it claims it in the state table (so that
 // overlapping runs give one notice), lists the users who lack TOTP, publishes
-// and records the notice. A notice that cannot be published or recorded is
-// released, and the tenant fails: neither enforced nor in grace, and the next
-// run tries again.
+// and records the notice. A notice that cannot be published is released, and
+// the tenant fails: neither enforced nor in grace, and the next run tries
+// again. One published but not recorded keeps its claim, and is given again
+// once the claim is stale: at least once, never zero times.
 func (e *Enforcer) give(ctx context.Context, req Request, facts policy.Facts, res *Result) {
 	r, t := e.Rollout, req.Tenant
 	n := statestore.Notice{TenantID: t.ID, TenantName: t.Name, ClaimedAt: facts.Now,

@@ -1,7 +1,7 @@
 // Package statestore keeps the project's state in one DynamoDB table
 // (STATE_TABLE): the rollout's notices, one per tenant in grace, the webhook's
 // replay records, one per verified webhook-id, and short leases on the tenants
-// being written. Both kinds share the
+// being written. All three share the
 // table under keys that cannot collide (docs/reference.md, State table), and
 // every write that decides who goes first is conditional, so that overlapping
 // runs and instances agree without luck.

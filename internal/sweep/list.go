@@ -69,9 +69,9 @@ func (r *run) list(ctx context.Context) error {
 
 // dispatch hands drifting tenants on: to the fan-out, or to the workers after
 // the rollout's notices are known. A watch run reads the notices of the
-// tenants it holds in batches; a tenant its notice shows in grace costs no
-// Acronis request, and one whose notice cannot be read fails rather than go
-// without notice.
+// tenants dispatched together, a hundred a call (held ones together, later ones
+// one by one); a tenant its notice shows in grace costs no Acronis request, and
+// one whose notice cannot be read fails rather than go without notice.
 func (r *run) dispatch(ctx context.Context, tenants []tenant.Tenant, fanned bool) {
 	if fanned {
 		for _, t := range tenants {

@@ -60,7 +60,7 @@ type Sweeper struct {
 	Now   func() time.Time
 	// Reserve is kept free before the invocation deadline to hand over what is
 	// left and answer: no tenant is started later, and requests are cut off
-	// when three quarters of it are left.
+	// when a quarter of it is left.
 	// Zero means a tenth of the time left at the start, between 1 and 30 seconds.
 	Reserve time.Duration
 	// PageSize of the subtree listing; 0 lets the client choose (5000).

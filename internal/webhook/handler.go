@@ -114,6 +114,8 @@ func (h *Handler) answer(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	rec := statestore.Replay{ID: header(req.Headers, "webhook-id"), Method: req.RequestContext.HTTP.Method, Path: req.RawPath,
 		BodySHA256: hex.EncodeToString(sum[:]), Deadline: now.Add(replayInProgress), Expires: now.Add(replayWindow)}
 	if deadline, ok := ctx.Deadline(); ok {
+		// Handle shortened ctx by the reserve; the record lapses with the
+		// invocation itself.
 		rec.Deadline = deadline.Add(h.Reserve)
 	}
 	found, err := h.Replays.BeginReplay(ctx, rec)

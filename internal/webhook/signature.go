@@ -1,7 +1,3 @@
-// Package webhook serves the signed HTTP API (contract section 4): Standard
-// Webhooks signature verification, routing, body parsing and error mapping.
-// The parsers here take plain strings and bytes, not API Gateway events, so
-// that they can be fuzzed on their own.
 package webhook
 
 import (
