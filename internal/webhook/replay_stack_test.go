@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -81,19 +82,20 @@ func TestReplayRecordsAcrossInstances(t *testing.T) {
 	}
 
 	// The signature does not cover the path: the captured request, replayed
-	// on another tenant's route, on an instance that never saw it.
-	replay := with(req, func(r *events.APIGatewayV2HTTPRequest) {
-		r.RawPath = "/tenants/" + testkit.Contoso + "/mfa"
-		r.RequestContext.HTTP.Path = r.RawPath
-	})
-	if resp := s.call(t, 1, replay); resp.StatusCode != http.StatusUnauthorized || len(s.acr.Sim.Requests()) != sent {
-		t.Errorf("replay on another route: %d %s", resp.StatusCode, resp.Body)
-	}
-	for _, change := range []func(*events.APIGatewayV2HTTPRequest){
-		func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.HTTP.Method = http.MethodGet },
+	// on another tenant's route, on an instance that never saw it. The
+	// method and the body differ under the same webhook-id too.
+	ts, _ := strconv.ParseInt(req.Headers["webhook-timestamp"], 10, 64)
+	for name, replay := range map[string]events.APIGatewayV2HTTPRequest{
+		"another route":  testkit.Reroute(req, testkit.Contoso),
+		"another method": with(req, func(r *events.APIGatewayV2HTTPRequest) { r.RequestContext.HTTP.Method = http.MethodGet }),
+		"another body, signed": with(req, func(r *events.APIGatewayV2HTTPRequest) {
+			r.Body = `{"enabled": true }`
+			r.Headers["webhook-signature"] = testkit.Sign(keyA, r.Headers["webhook-id"], time.Unix(ts, 0), []byte(r.Body))
+		}),
 	} {
-		if resp := s.call(t, 0, with(req, change)); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("replay with another method: %d %s", resp.StatusCode, resp.Body)
+		wantError(t, result{resp: s.call(t, 1, replay)}, http.StatusUnauthorized, "unauthorized")
+		if n := len(s.acr.Sim.Requests()) - sent; n != 0 {
+			t.Errorf("replay with %s: %d Acronis requests", name, n)
 		}
 	}
 }
@@ -104,27 +106,25 @@ func TestReplayConcurrentDuplicates(t *testing.T) {
 	s := newReplayStack(t, "state")
 	req := testkit.WebhookRequest(keyA, time.Now(), http.MethodPut, testkit.Contoso, `{"enabled": true}`)
 	const n = 8
-	statuses := make([]int, n)
+	answers := make([]events.APIGatewayV2HTTPResponse, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { statuses[i] = s.call(t, i%2, req).StatusCode })
+		wg.Go(func() { answers[i] = s.call(t, i%2, req) })
 	}
 	wg.Wait()
 	if puts := s.acr.Sim.Count(http.MethodPut, "/mfa/status"); puts != 1 {
 		t.Errorf("%d PUTs reached Acronis, want exactly 1", puts)
 	}
 	ok := 0
-	for _, st := range statuses {
-		switch st {
-		case http.StatusOK:
+	for _, a := range answers {
+		if a.StatusCode == http.StatusOK {
 			ok++
-		case http.StatusConflict:
-		default:
-			t.Errorf("status %d among duplicates", st)
+		} else {
+			wantError(t, result{resp: a}, http.StatusConflict, "request_in_progress")
 		}
 	}
 	if ok == 0 {
-		t.Errorf("statuses %v: nobody got the answer", statuses)
+		t.Errorf("nobody got the answer: %v", answers)
 	}
 }
 
@@ -177,7 +177,8 @@ func TestReplayRecordNotCompleted(t *testing.T) {
 	if !logged {
 		t.Error("no ERROR line for the record not updated")
 	}
-	if retry := s.call(t, 1, req); retry.StatusCode != http.StatusConflict || s.acr.Sim.Count(http.MethodPut, "/mfa/status") != 1 {
-		t.Errorf("retry: %d %s, %d PUTs", retry.StatusCode, retry.Body, s.acr.Sim.Count(http.MethodPut, "/mfa/status"))
+	wantError(t, result{resp: s.call(t, 1, req)}, http.StatusConflict, "request_in_progress")
+	if n := s.acr.Sim.Count(http.MethodPut, "/mfa/status"); n != 1 {
+		t.Errorf("%d PUTs after the retry, want the first one only", n)
 	}
 }
