@@ -110,7 +110,7 @@ func (q queue) receive(t *testing.T, n int) []string {
 func drifting(all []sim.Tenant) []string {
 	var ids []string
 	for _, t := range all {
-		if t.Kind != "unit" && t.Kind != "folder" && t.Enabled && t.MFAStatus != "enabled" && t.MFAStatus != "setup_required" {
+		if listedDrifting(t) {
 			ids = append(ids, t.ID)
 		}
 	}

@@ -42,17 +42,6 @@ func accountedFor(t *testing.T, s sweep.Summary) {
 	}
 }
 
-// driftingCount counts the tenants a sweep must turn MFA on for.
-func driftingCount(all []sim.Tenant) int {
-	n := 0
-	for _, tn := range all {
-		if listedDrifting(tn) && tn.UpdateAllowed {
-			n++
-		}
-	}
-	return n
-}
-
 // listedDrifting: the listing alone shows the tenant needs a change, which its
 // mfa/status confirms or refuses.
 func listedDrifting(tn sim.Tenant) bool {
@@ -83,7 +72,7 @@ func TestSweepStopsAtLoopingCursors(t *testing.T) {
 // written at most once.
 func TestSweepCountsARepeatedTenantOnce(t *testing.T) {
 	acr := testkit.NewAcronis(t, testkit.AcronisOptions{Tree: &sim.TreeSpec{Seed: 3, Size: 120}})
-	all, want := acr.Sim.All(), driftingCount(acr.Sim.All())
+	all, want := acr.Sim.All(), len(testkit.DriftOf(acr.Sim.All()).Fixable)
 	acr.Sim.SetFaults(sim.Faults{OverlapPages: true})
 	r := newRunner(t, acr, policy.Rules{})
 	r.h.Sweeper.PageSize = 20
@@ -119,7 +108,7 @@ func TestSweepExclusionHoldsForAChildListedEarly(t *testing.T) {
 func TestSweepTakesAnEmptyAnswerToAWriteAsSuccess(t *testing.T) {
 	for _, status := range []int{http.StatusOK, http.StatusNoContent} {
 		acr := testkit.NewFixture(t, testkit.AcronisOptions{})
-		want := driftingCount(acr.Sim.All())
+		want := len(testkit.DriftOf(acr.Sim.All()).Fixable)
 		acr.Sim.SetFaults(sim.Faults{EmptyWriteStatus: status})
 		sum, emf, err := newRunner(t, acr, policy.Rules{}).sweepOnce(t, `{}`)
 		puts := acr.Sim.Count(http.MethodPut, "/mfa/status")

@@ -40,20 +40,11 @@ type expected struct {
 func expect(all []sim.Tenant, root string, dryRun bool, excluded ...string) expected {
 	want := expected{Summary: sweep.Summary{RootTenantID: root, Desired: "enabled", DryRun: dryRun}}
 	s := &want.Summary
-	children := map[string][]sim.Tenant{}
-	for _, t := range all {
-		children[t.ParentID] = append(children[t.ParentID], t)
-	}
 	// mfa/status counts the users of a tenant's folders and units with its own.
-	var lockedOut func(t sim.Tenant) int
-	lockedOut = func(t sim.Tenant) int {
-		n := t.UsersCount - t.UsersWithTOTP
-		for _, c := range children[t.ID] {
-			if c.Kind == "unit" || c.Kind == "folder" {
-				n += lockedOut(c)
-			}
-		}
-		return n
+	users := testkit.IndexUsers(all)
+	lockedOut := func(t sim.Tenant) int {
+		n, totp := users.Of(t)
+		return n - totp
 	}
 	out, in := map[string]bool{}, map[string]bool{}
 	for _, t := range all {

@@ -78,9 +78,9 @@ func IDs(tenants []sim.Tenant) []string {
 // (docs/reference.md, Rollout): those where enabling MFA locks nobody out are
 // enabled at once, the others get notice first.
 func (d Drift) Grace(all []sim.Tenant) (atOnce, notice []sim.Tenant) {
-	totals := newUserTotals(all)
+	totals := IndexUsers(all)
 	for _, t := range d.Fixable {
-		if users, totp := totals.of(t); users == totp {
+		if users, totp := totals.Of(t); users == totp {
 			atOnce = append(atOnce, t)
 		} else {
 			notice = append(notice, t)
@@ -92,15 +92,16 @@ func (d Drift) Grace(all []sim.Tenant) (atOnce, notice []sim.Tenant) {
 // UserTotals is what Acronis reports for t: its users and those of the folders
 // and units below it, which share its setting, and how many have TOTP.
 func UserTotals(all []sim.Tenant, t sim.Tenant) (users, totp int) {
-	return newUserTotals(all).of(t)
+	return IndexUsers(all).Of(t)
 }
 
-// userTotals holds the folders and units of a tree by their parent's id, so
-// that a tree of any size is read once.
-type userTotals map[string][]sim.Tenant
+// UserIndex holds the folders and units of a tree by their parent's id, so
+// that the user totals of many tenants read the tree once.
+type UserIndex map[string][]sim.Tenant
 
-func newUserTotals(all []sim.Tenant) userTotals {
-	m := userTotals{}
+// IndexUsers indexes all for UserIndex.Of.
+func IndexUsers(all []sim.Tenant) UserIndex {
+	m := UserIndex{}
 	for _, c := range all {
 		if c.ParentID != c.ID && (c.Kind == "unit" || c.Kind == "folder") {
 			m[c.ParentID] = append(m[c.ParentID], c)
@@ -109,10 +110,11 @@ func newUserTotals(all []sim.Tenant) userTotals {
 	return m
 }
 
-func (m userTotals) of(t sim.Tenant) (users, totp int) {
+// Of is UserTotals of t.
+func (m UserIndex) Of(t sim.Tenant) (users, totp int) {
 	users, totp = t.UsersCount, t.UsersWithTOTP
 	for _, c := range m[t.ID] {
-		u, p := m.of(c)
+		u, p := m.Of(c)
 		users, totp = users+u, totp+p
 	}
 	return users, totp
