@@ -21,24 +21,22 @@ import (
 func report(t *testing.T, acr *testkit.Acronis, res enforce.Result, dryRun bool) ([]map[string]any, testkit.EMF) {
 	t.Helper()
 	out := testkit.NewOutput(nil)
-	enforce.Audit(t.Context(), telemetry.NewLogger(out, "worker", "sqs", slog.LevelInfo), res, "sweep-1", dryRun)
-	m := telemetry.NewMetrics("AcronisMFA/Test", telemetry.Worker)
+	src := telemetry.Worker
+	enforce.Audit(t.Context(), telemetry.NewLogger(out, src.Function, src.Trigger, slog.LevelInfo), res, "sweep-1", dryRun)
+	m := telemetry.NewMetrics("AcronisMFA/Test", src)
 	enforce.Count(m, res)
 	enforce.CountRequests(m, acr.Client.Stats())
 	if err := m.Write(out, testkit.Epoch); err != nil {
 		t.Fatal(err)
 	}
-	docs, err := out.EMF(0)
-	if err != nil || len(docs) != 1 {
-		t.Fatalf("%d EMF documents (%v), want 1", len(docs), err)
-	}
+	emf := out.InvocationEMF(t, 0, "AcronisMFA/Test", src.Function, src.Trigger)
 	audits := out.Audits(0)
 	for _, a := range audits {
 		if a["tenant_id"] != res.Tenant.ID || a["sweep_id"] != "sweep-1" {
 			t.Errorf("audit line %v is not about tenant %s in sweep-1", a, res.Tenant.ID)
 		}
 	}
-	return audits, docs[0]
+	return audits, emf
 }
 
 // outcomeMetric is the metric that counts a result by its audit action.
