@@ -6,11 +6,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,15 +16,6 @@ import (
 	"acronismfa/internal/report"
 	"acronismfa/internal/testkit"
 )
-
-// s3Via is an S3 client of moto through handler, a proxy that may misbehave.
-func s3Via(t *testing.T, m *testkit.Moto, handler func(proxy http.Handler) http.Handler) *s3.Client {
-	t.Helper()
-	target, _ := url.Parse(m.Endpoint)
-	srv := httptest.NewServer(handler(httputil.NewSingleHostReverseProxy(target)))
-	t.Cleanup(srv.Close)
-	return s3.NewFromConfig(testkit.MotoConfig(t, srv.URL), pathStyle)
-}
 
 func get(t *testing.T, c *s3.Client, bucket, key string) ([]byte, bool) {
 	t.Helper()
@@ -51,7 +38,7 @@ func rows(r *report.S3Report, n int) {
 
 func TestReportStreamsToS3(t *testing.T) {
 	m := testkit.NewMoto(t)
-	client := s3Via(t, m, func(h http.Handler) http.Handler { return h })
+	client := testkit.S3Client(testkit.MotoConfig(t, m.Endpoint))
 	if err := testkit.CreateBucket(t.Context(), testkit.MotoConfig(t, m.Endpoint), "reports"); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +73,7 @@ func TestReportThatCannotBeWrittenLeavesNothing(t *testing.T) {
 	if err := testkit.CreateBucket(t.Context(), cfg, "reports"); err != nil {
 		t.Fatal(err)
 	}
-	direct := s3.NewFromConfig(cfg, pathStyle)
+	direct := testkit.S3Client(cfg)
 	at := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
 
 	t.Run("bucket missing", func(t *testing.T) {
@@ -97,16 +84,10 @@ func TestReportThatCannotBeWrittenLeavesNothing(t *testing.T) {
 		}
 	})
 	t.Run("S3 down mid-upload", func(t *testing.T) {
-		var parts atomic.Int32
-		client := s3Via(t, m, func(h http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Query().Has("partNumber") && parts.Add(1) >= 2 { // down from the second part on, retries included
-					http.Error(w, "down", http.StatusServiceUnavailable)
-					return
-				}
-				h.ServeHTTP(w, r)
-			})
-		})
+		// Down from the second part on, retries included.
+		proxy := testkit.NewAWSProxy(t, m.Endpoint)
+		proxy.Fail("s3.UploadPart", testkit.AWSError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable"}, "PartNumber", "2")
+		client := testkit.S3Client(testkit.MotoConfig(t, proxy.URL))
 		r := report.StartS3(t.Context(), client, "reports", "", "s2", at)
 		rows(r, 60_000)
 		if _, err := r.Finish(); err == nil {
@@ -120,11 +101,4 @@ func TestReportThatCannotBeWrittenLeavesNothing(t *testing.T) {
 			t.Errorf("multipart uploads left behind: %v, %v", up.Uploads, err)
 		}
 	})
-}
-
-// pathStyle addresses moto by path, and keeps the SDK from logging that
-// moto's answers carry no checksum.
-func pathStyle(o *s3.Options) {
-	o.UsePathStyle = true
-	o.DisableLogOutputChecksumValidationSkipped = true
 }

@@ -54,7 +54,8 @@ type AWSCall struct {
 	Action string
 	// Params are the request's top-level string members ("SecretId",
 	// "TableName"), the form values of a query-protocol call ("TopicArn"), or
-	// the Bucket and Key of an S3 call. A DynamoDB call also has the pk and
+	// the Bucket and Key of an S3 call (and the PartNumber of a part). A
+	// DynamoDB call also has the pk and
 	// sk of its Key or Item, and a batch call the TableName of the one table
 	// it names, so that a test can pick out the calls about one item or table.
 	Params map[string]string
@@ -271,6 +272,9 @@ func readCall(r *http.Request, body []byte) AWSCall {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	call.Action = s3Prefix + s3Operation(r.Method, key != "", r.URL.Query(), r.Header.Get("X-Amz-Copy-Source") != "")
 	call.Params["Bucket"], call.Params["Key"] = bucket, key
+	if n := r.URL.Query().Get("partNumber"); n != "" {
+		call.Params["PartNumber"] = n
+	}
 	return call
 }
 

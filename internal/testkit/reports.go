@@ -26,11 +26,14 @@ type Report struct {
 	Rows  []map[string]string // by column name
 }
 
-// S3 is an S3 client of moto. Path-style addressing keeps bucket names out of
-// host names, and the SDK would log a line about each checksum it cannot check
-// on moto's answers.
-func (s *Stack) S3() *s3.Client {
-	return s3.NewFromConfig(s.AWS, func(o *s3.Options) {
+// S3 is an S3 client of the stack's moto.
+func (s *Stack) S3() *s3.Client { return S3Client(s.AWS) }
+
+// S3Client is an S3 client on cfg, which aims at moto. Path-style addressing
+// keeps bucket names out of host names, and the SDK would log a line about
+// each checksum it cannot check on moto's answers.
+func S3Client(cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = true
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
