@@ -608,11 +608,11 @@ func TestTenantAndChildren(t *testing.T) {
 	a := testkit.NewAcronis(t, testkit.AcronisOptions{})
 	root := a.Sim.RootID()
 	add(t, a.Sim,
-		sim.Tenant{ID: "p1", Name: "Partner", Kind: "partner", Enabled: true, MFAStatus: "setup_required", Version: 7},
+		sim.Tenant{ID: "p1", Name: "Partner", Kind: "partner", Enabled: true, MFAStatus: "setup_required"},
 		sim.Tenant{ID: "c1", Kind: "customer", ParentID: "p1", MFAStatus: "disabled"},
 		sim.Tenant{ID: "f1", Kind: "folder", ParentID: "p1"})
 	got, err := a.Client.Tenant(t.Context(), "p1")
-	want := tenant.Tenant{ID: "p1", Name: "Partner", Kind: tenant.KindPartner, ParentID: root, Enabled: true, Version: 7, HasChildren: true, MFAStatus: tenant.MFASetupRequired}
+	want := tenant.Tenant{ID: "p1", Name: "Partner", Kind: tenant.KindPartner, ParentID: root, Enabled: true, HasChildren: true, MFAStatus: tenant.MFASetupRequired}
 	if err != nil || got != want {
 		t.Errorf("tenant %+v, %v; want %+v", got, err, want)
 	}

@@ -46,7 +46,6 @@ type Tenant struct {
 	Kind        Kind   `json:"kind"`
 	ParentID    string `json:"parent_id"`
 	Enabled     bool   `json:"enabled"`
-	Version     int64  `json:"version"`
 	HasChildren bool   `json:"has_children"`
 	MFAStatus   string `json:"mfa_status"`
 }
