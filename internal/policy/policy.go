@@ -171,8 +171,11 @@ func (r Rules) grace(f Facts, in Intent) (Decision, bool) {
 		return Decision{}, false
 	case f.UsersWithoutTOTP > 0:
 		deadline := f.Now.Add(r.Grace)
-		return Decision{Outcome: Notify, Reason: fmt.Sprintf("%d users lack TOTP: notice given, MFA from %s", f.UsersWithoutTOTP, stamp(deadline)),
-			Deadline: deadline}, true
+		reason := fmt.Sprintf("%d users lack TOTP: notice given, MFA from %s", f.UsersWithoutTOTP, stamp(deadline))
+		if r.DryRun {
+			reason = fmt.Sprintf("dry run: %d users lack TOTP: a notice would be given, MFA from %s", f.UsersWithoutTOTP, stamp(deadline))
+		}
+		return Decision{Outcome: Notify, Reason: reason, Deadline: deadline}, true
 	}
 	return Decision{}, false
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +114,10 @@ func TestGrace(t *testing.T) {
 			d := tt.rules.Decide(tt.facts, tt.intent)
 			if d.Outcome != tt.outcome || !d.Deadline.Equal(tt.deadline) || d.Reason == "" {
 				t.Fatalf("Decide = %+v, want %s with deadline %s", d, tt.outcome, tt.deadline)
+			}
+			// A dry run's reason never claims a notice it did not give.
+			if d.Outcome == Notify && strings.Contains(d.Reason, "would be given") != tt.rules.DryRun {
+				t.Errorf("reason %q of a Notify with dry run %v", d.Reason, tt.rules.DryRun)
 			}
 		})
 	}
