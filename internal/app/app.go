@@ -72,16 +72,12 @@ type Handler[In, Out any] = func(context.Context, In) (Out, error)
 // Run initialises fn, builds its handler and hands it to the Lambda runtime.
 // A bad configuration stops the function at init with one log line that names
 // the variable and what it accepts.
-func Run[In, Out any](fn config.Function, build func(*Deps) (Handler[In, Out], error)) {
+func Run[In, Out any](fn config.Function, build func(*Deps) Handler[In, Out]) {
 	ctx := context.Background()
 	deps, err := Init(ctx, fn, os.Getenv, os.Stdout)
-	if err == nil {
-		var h Handler[In, Out]
-		if h, err = build(deps); err == nil {
-			lambda.StartHandlerFunc(h)
-			return
-		}
+	if err != nil {
+		deps.Logger.ErrorContext(ctx, "init failed: "+err.Error())
+		os.Exit(1)
 	}
-	deps.Logger.ErrorContext(ctx, "init failed: "+err.Error())
-	os.Exit(1)
+	lambda.StartHandlerFunc(build(deps))
 }

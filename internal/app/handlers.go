@@ -29,7 +29,7 @@ const (
 
 // Webhook is the webhook function's handler, which records every verified
 // webhook-id in STATE_TABLE when it is set.
-func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse], error) {
+func Webhook(d *Deps) Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV2HTTPResponse] {
 	table := d.stateTable()
 	h := &webhook.Handler{
 		Keys: func(ctx context.Context, fresh bool) ([][]byte, error) {
@@ -49,11 +49,11 @@ func Webhook(d *Deps) (Handler[events.APIGatewayV2HTTPRequest, events.APIGateway
 	if table != nil {
 		h.Replays = table
 	}
-	return h.Handle, nil
+	return h.Handle
 }
 
 // Worker is the worker function's handler.
-func Worker(d *Deps) (Handler[events.SQSEvent, events.SQSEventResponse], error) {
+func Worker(d *Deps) Handler[events.SQSEvent, events.SQSEventResponse] {
 	h := &worker.Handler{
 		Acronis:      d.Acronis,
 		Enforcer:     d.Enforcer(),
@@ -67,12 +67,12 @@ func Worker(d *Deps) (Handler[events.SQSEvent, events.SQSEventResponse], error) 
 		Now:         time.Now,
 		Reserve:     workerReserve,
 	}
-	return h.Handle, nil
+	return h.Handle
 }
 
 // Sweep is the sweep function's handler, fanning out to ENFORCE_QUEUE_URL and
 // writing reports to REPORT_BUCKET when they are set.
-func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
+func Sweep(d *Deps) Handler[json.RawMessage, sweep.Summary] {
 	h := &sweep.Handler{
 		Sweeper:      d.Sweeper(),
 		Acronis:      d.Acronis,
@@ -85,7 +85,7 @@ func Sweep(d *Deps) (Handler[json.RawMessage, sweep.Summary], error) {
 	if pub := d.Publisher(); pub != nil {
 		h.Notifier = pub
 	}
-	return h.Handle, nil
+	return h.Handle
 }
 
 // Sweeper is a sweep as the configuration has it: the sweep function's and

@@ -169,10 +169,7 @@ func TestTokenLostMidSweep(t *testing.T) {
 			d := f.deps
 			d.Acronis = acronis.New(d.Secrets.Acronis(d.Config.AcronisSecretID),
 				acronis.Options{Logger: d.Logger, MaxInFlight: d.Config.SweepConcurrency, Now: shared.Now})
-			sweepOnClock, err := app.Sweep(d)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sweepOnClock := app.Sweep(d)
 			w.Sim.SetFaults(sim.Faults{BeforeRequest: func(n int) {
 				if n == 40 || n == 120 {
 					tt.lose(w.Sim, simClock, shared)

@@ -100,7 +100,7 @@ func (d *deployment) start(t *testing.T, w *world, fn config.Function) *function
 	f := w.start(t, fn, map[string]string{"ROLLOUT_GRACE_DAYS": fmt.Sprint(graceDays), "STATE_TABLE": d.table,
 		"NOTIFY_TOPIC_ARN": d.topic.ARN, "REPORT_BUCKET": d.bucket})
 	f.deps.AWS.BaseEndpoint = aws.String(d.aws.URL)
-	f.build(t, fn)
+	f.build(fn)
 	return f
 }
 
