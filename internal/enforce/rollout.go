@@ -115,7 +115,7 @@ func (r *Rollout) publish(ctx context.Context, t tenant.Tenant, res *Result, swe
 	}
 	doc := notify.GraceStarted{TenantID: t.ID, TenantName: t.Name, Deadline: res.Decision.Deadline,
 		UsersCount: res.Status.UsersCount, UsersWithoutTOTP: res.Status.UsersWithoutTOTP(),
-		UsersTruncated: total > len(users), SweepID: sweepID}
+		UsersTruncated: total > len(users), UsersNotListed: total - len(users), SweepID: sweepID}
 	for _, u := range users {
 		doc.Users = append(doc.Users, notify.User{ID: u.ID, Login: u.Login, Email: u.Email, Name: u.Name()})
 	}

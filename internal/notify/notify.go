@@ -95,6 +95,10 @@ type GraceStarted struct {
 	Users            []User    `json:"users"`
 	UsersTruncated   bool      `json:"users_truncated"`
 	SweepID          string    `json:"sweep_id"`
+	// UsersNotListed is how many more the users listing counted than Users
+	// holds: the email's "and N more". UsersWithoutTOTP comes from the
+	// tenant's mfa/status, another answer, and need not match the listing.
+	UsersNotListed int `json:"-"`
 }
 
 // MarshalJSON writes the document with its event name first.
@@ -134,7 +138,7 @@ func (g GraceStarted) text() string {
 			b.WriteByte('\n')
 		}
 		if g.UsersTruncated {
-			fmt.Fprintf(&b, "  … and %d more.\n", g.UsersWithoutTOTP-len(g.Users))
+			fmt.Fprintf(&b, "  … and %d more.\n", g.UsersNotListed)
 		}
 	}
 	b.WriteString("\nAsk them to set up an authenticator app now, so that nobody is locked out.\n")
