@@ -183,7 +183,8 @@ func (e *Enforcer) Enforce(ctx context.Context, req Request) Result {
 	}
 
 	var notice *statestore.Notice
-	if e.rollingOut(req.Intent) && res.Decision.Outcome != policy.Compliant {
+	// Only a caller's request gets this far compliant, and it never waits.
+	if e.rollingOut(req.Intent) {
 		var err error
 		if notice, err = e.Rollout.notice(ctx, req); err != nil {
 			res.Err = err

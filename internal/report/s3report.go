@@ -54,9 +54,9 @@ func (r *S3Report) Add(row Row) {
 // names, and latest.csv keeps the previous report: the function is not
 // allowed to delete reports, so that none of an audit trail can be lost.
 func (r *S3Report) Finish() (string, error) {
-	if err := r.csv.Flush(); err != nil {
-		r.upload.Abort(err)
-	}
+	// A flush fails only by a write to the upload, which has then failed and
+	// been aborted; Close says why.
+	_ = r.csv.Flush()
 	if err := r.upload.Close(); err != nil {
 		return "", err
 	}

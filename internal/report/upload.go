@@ -181,9 +181,6 @@ func (u *Upload) Close() error {
 	return nil
 }
 
-// Abort gives the upload up, leaving nothing under the key.
-func (u *Upload) Abort(cause error) { u.fail(cause) }
-
 const (
 	contentType  = "text/csv; charset=utf-8"
 	abortTimeout = 10 * time.Second
