@@ -233,7 +233,7 @@ func (e *Enforcer) confirm(ctx context.Context, req Request, facts policy.Facts,
 	switch res.Decision.Outcome {
 	case policy.Compliant:
 		if notice != nil && !e.Rules.DryRun {
-			res.NoticeErr = e.Rollout.forget(ctx, t.ID)
+			res.NoticeErr = e.Rollout.Forget(ctx, t.ID)
 		}
 	case policy.Notify:
 		if !e.Rules.DryRun {

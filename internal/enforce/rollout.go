@@ -191,11 +191,13 @@ func (r *Rollout) close(ctx context.Context, req Request, n statestore.Notice, u
 			err = fmt.Errorf("MFA is on, but the enforced notice was not published: %w", err)
 		}
 	}
-	return errors.Join(err, r.forget(ctx, n.TenantID))
+	return errors.Join(err, r.Forget(ctx, n.TenantID))
 }
 
-// forget removes a tenant's notice.
-func (r *Rollout) forget(ctx context.Context, tenantID string) error {
+// Forget removes the notice of a tenant that reached the desired state by
+// other means. A failure leaves a stale notice, which only shortens a later
+// grace: callers audit it and go on.
+func (r *Rollout) Forget(ctx context.Context, tenantID string) error {
 	if err := r.Notices.Forget(ctx, tenantID); err != nil {
 		return fmt.Errorf("remove the rollout notice: %w", err)
 	}

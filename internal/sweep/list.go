@@ -54,10 +54,11 @@ func (r *run) list(ctx context.Context) error {
 				held = append(held, t)
 			}
 		default:
+			res := r.result(t, d, nil)
 			if _, noticed := r.notices[t.ID]; noticed && d.Outcome == policy.Compliant && !r.DryRun {
-				r.forget(ctx, t)
+				res.NoticeErr = r.enf.Rollout.Forget(r.workCtx, t.ID)
 			}
-			r.record(ctx, r.result(t, d, nil))
+			r.record(ctx, res)
 		}
 	})
 	r.dispatch(ctx, held, fanned)
@@ -120,17 +121,6 @@ func (r *run) route(ctx context.Context, tenants []tenant.Tenant, notices map[st
 func (r *run) failAll(ctx context.Context, tenants []tenant.Tenant, err error) {
 	for _, t := range tenants {
 		r.record(ctx, r.result(t, policy.Decision{}, fmt.Errorf("read the rollout notices: %w", err)))
-	}
-}
-
-// forget drops the notice of a tenant that reached the desired state by other
-// means; a failure leaves a stale notice, which only shortens a later grace,
-// so it is logged and the sweep goes on.
-func (r *run) forget(ctx context.Context, t tenant.Tenant) {
-	if err := r.Notices.Forget(r.workCtx, t.ID); err != nil && r.Audit != nil {
-		res := r.result(t, policy.Decision{Outcome: policy.Compliant, Reason: "MFA already enabled"}, nil)
-		res.NoticeErr = fmt.Errorf("remove the rollout notice: %w", err)
-		r.Audit(ctx, res)
 	}
 }
 

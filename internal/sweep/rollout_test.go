@@ -1,6 +1,7 @@
 package sweep_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -202,5 +203,36 @@ func TestSweepRolloutForgetsCompliantAndDigestFailure(t *testing.T) {
 	}
 	if !logged {
 		t.Error("no ERROR line for the digest not published")
+	}
+}
+
+// keepNotices is a state table whose notices cannot be removed.
+type keepNotices struct{ *testkit.MemoryState }
+
+func (keepNotices) Forget(context.Context, string) error { return errors.New("table throttled") }
+
+// A notice that cannot be removed stays, which only shortens a later grace:
+// the tenant counts as compliant all the same, and its audit line says why.
+func TestSweepRolloutNoticeNotForgotten(t *testing.T) {
+	acr := testkit.NewFixture(t, testkit.AcronisOptions{})
+	r := newRunner(t, acr, policy.Rules{Grace: week})
+	r.state.Put(statestore.Notice{TenantID: testkit.OnCustomer, ClaimedAt: r.clock.Now(), NoticedAt: r.clock.Now()})
+	r.h.Sweeper.Enforcer.Rollout.Notices = keepNotices{r.state}
+	mark := r.out.Mark()
+	sum, _, err := r.sweepOnce(t, `{}`)
+	if err != nil || sum.Failed != 0 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	var lines []map[string]any
+	for _, a := range r.out.Audits(mark) {
+		if a["tenant_id"] == testkit.OnCustomer {
+			lines = append(lines, a)
+		}
+	}
+	if len(lines) != 1 || lines[0]["action"] != "unchanged" || !strings.Contains(fmt.Sprint(lines[0]["error"]), "remove the rollout notice: table throttled") {
+		t.Errorf("audit lines of the tenant %v, want one unchanged line with why its notice stays", lines)
+	}
+	if _, ok := r.state.Snapshot()[testkit.OnCustomer]; !ok {
+		t.Error("the notice went although it could not be removed")
 	}
 }

@@ -25,12 +25,10 @@ type Lister interface {
 }
 
 // Notices is the state table's side of a sweep in a rollout: a full sweep
-// reads every notice at once, a watch run those of its drifting tenants, and
-// the notice of a tenant found compliant goes.
+// reads every notice at once, a watch run those of its drifting tenants.
 type Notices interface {
 	AllNotices(ctx context.Context) (map[string]statestore.Notice, error)
 	Notices(ctx context.Context, ids []string) (map[string]statestore.Notice, error)
-	Forget(ctx context.Context, tenantID string) error
 }
 
 // Report is a full sweep's compliance report on its way out.
