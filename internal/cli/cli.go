@@ -46,7 +46,7 @@ type command struct {
 	summary string
 	details string // help text after the usage line: flags and examples
 	run     func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error
-	flags   func(fs *flag.FlagSet, s *session)
+	flags   func(fs *flag.FlagSet)
 }
 
 var commands []command
@@ -92,8 +92,8 @@ func finish(env Env, err error) int {
 	}
 }
 
-// session is one command's run: its flags and, built once when needed, the
-// functions' own dependencies.
+// session is one command's run: its flags and, once loaded, the functions' own
+// dependencies.
 type session struct {
 	env  Env
 	json bool
@@ -108,7 +108,7 @@ func (c command) exec(ctx context.Context, env Env, args []string) error {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&s.json, "json", false, "")
 	if c.flags != nil {
-		c.flags(fs, s)
+		c.flags(fs)
 	}
 	var positional []string
 	for {
@@ -130,9 +130,6 @@ func (c command) exec(ctx context.Context, env Env, args []string) error {
 // load builds the functions' dependencies from the environment, as a Lambda
 // cold start does; a bad variable is a usage error that names it.
 func (s *session) load(ctx context.Context) error {
-	if s.deps != nil {
-		return nil
-	}
 	d, err := app.Init(ctx, config.CLI, s.env.Getenv, io.Discard)
 	if err != nil {
 		return usagef("%v", err)

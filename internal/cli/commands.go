@@ -119,7 +119,7 @@ Examples:
   acronis-mfa set "Contoso Ltd" on
   acronis-mfa set 3fa85f64-5717-4562-b3fc-2c963f66afa6 on --dry-run --json
 `,
-	flags: func(fs *flag.FlagSet, s *session) { fs.Bool("dry-run", false, "") },
+	flags: func(fs *flag.FlagSet) { fs.Bool("dry-run", false, "") },
 	run: func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
 		if err := s.oneTenant(ctx, "set", args, 2); err != nil {
 			return err
@@ -185,7 +185,7 @@ Examples:
   acronis-mfa users "Contoso Ltd" --without-totp
   acronis-mfa users 3fa85f64-5717-4562-b3fc-2c963f66afa6 --json
 `,
-	flags: func(fs *flag.FlagSet, s *session) { fs.Bool("without-totp", false, "") },
+	flags: func(fs *flag.FlagSet) { fs.Bool("without-totp", false, "") },
 	run: func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
 		if err := s.oneTenant(ctx, "users", args, 1); err != nil {
 			return err
@@ -244,7 +244,7 @@ Examples:
   acronis-mfa sweep --dry-run --csv before.csv
   acronis-mfa sweep --updated-within 60 --json
 `,
-	flags: func(fs *flag.FlagSet, s *session) {
+	flags: func(fs *flag.FlagSet) {
 		fs.String("root", "", "")
 		fs.Bool("dry-run", false, "")
 		fs.Int("updated-within", 0, "")
@@ -364,7 +364,7 @@ Example:
   acronis-mfa sim --tenants 50 > sim.env &
   sleep 1 && . ./sim.env && acronis-mfa sweep --dry-run
 `,
-	flags: func(fs *flag.FlagSet, s *session) {
+	flags: func(fs *flag.FlagSet) {
 		fs.Int("tenants", 300, "")
 		fs.String("addr", "127.0.0.1:0", "")
 		fs.Duration("latency", 0, "")
