@@ -33,8 +33,11 @@ const (
 	// batchGetLimit is BatchGetItem's limit of keys per request.
 	batchGetLimit = 100
 	// unprocessedRounds bounds the re-requests of keys DynamoDB left unprocessed
-	// (it does so under throttling); the SDK retries whole calls on its own.
-	unprocessedRounds = 5
+	// (it does so under throttling), and unprocessedBackoff is the pause before
+	// the first, doubled before each next one, as AWS asks; the SDK retries
+	// whole calls on its own.
+	unprocessedRounds  = 5
+	unprocessedBackoff = 25 * time.Millisecond
 )
 
 func (t *Table) noticeItem(n Notice) map[string]types.AttributeValue {
@@ -88,6 +91,11 @@ func (t *Table) Notices(ctx context.Context, ids []string) (map[string]Notice, e
 		for round := 0; len(keys) > 0; round++ {
 			if round == unprocessedRounds {
 				return nil, t.fail("BatchGetItem", fmt.Errorf("%d keys still unprocessed after %d rounds", len(keys), round))
+			}
+			if round > 0 {
+				if err := pause(ctx, unprocessedBackoff<<(round-1)); err != nil {
+					return nil, t.fail("BatchGetItem", err)
+				}
 			}
 			resp, err := t.DB.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
 				t.Name: {Keys: keys, ConsistentRead: aws.Bool(true)},
@@ -220,4 +228,16 @@ func (t *Table) Release(ctx context.Context, n Notice) error {
 // desired state by other means.
 func (t *Table) Forget(ctx context.Context, tenantID string) error {
 	return t.delete(ctx, pkNotice, tenantID, "", nil)
+}
+
+// pause waits d, or less if ctx ends first.
+func pause(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -3,12 +3,14 @@
 package statestore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"acronismfa/internal/statestore"
 	"acronismfa/internal/testkit"
@@ -108,6 +110,60 @@ func TestNoticesInBatches(t *testing.T) {
 	clock.Advance(401 * 24 * time.Hour) // past the retention: TTL's job, which readers do not wait for
 	if got, err := table.Notices(ctx, ids); err != nil || len(got) != 0 {
 		t.Fatalf("expired notices are read: %d, %v", len(got), err)
+	}
+}
+
+// leavesKeys is DynamoDB under throttling: each BatchGetItem serves only the
+// first serve keys and hands the rest back as unprocessed.
+type leavesKeys struct {
+	*dynamodb.Client
+	serve int
+	calls int
+}
+
+func (d *leavesKeys) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	d.calls++
+	for name, ka := range in.RequestItems {
+		if len(ka.Keys) <= d.serve {
+			continue
+		}
+		rest := ka
+		rest.Keys = ka.Keys[d.serve:]
+		ka.Keys = ka.Keys[:d.serve]
+		out := &dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{}}
+		if len(ka.Keys) > 0 {
+			served, err := d.Client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{name: ka}}, opts...)
+			if err != nil {
+				return nil, err
+			}
+			out.Responses = served.Responses
+		}
+		out.UnprocessedKeys = map[string]types.KeysAndAttributes{name: rest}
+		return out, nil
+	}
+	return d.Client.BatchGetItem(ctx, in, opts...)
+}
+
+// Keys DynamoDB leaves unprocessed are asked for again, a bounded number of
+// times.
+func TestNoticesUnprocessedKeys(t *testing.T) {
+	table, clock := newTable(t)
+	ctx := t.Context()
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, fmt.Sprintf("t-%d", i))
+		if _, ok, err := table.Claim(ctx, statestore.Notice{TenantID: ids[i], ClaimedAt: clock.Now()}, time.Hour); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	throttled := &leavesKeys{Client: table.DB.(*dynamodb.Client), serve: 4}
+	table.DB = throttled
+	if got, err := table.Notices(ctx, ids); err != nil || len(got) != 10 || throttled.calls != 3 {
+		t.Fatalf("%d notices, %v, in %d calls; want all 10 in 3 calls of 4", len(got), err, throttled.calls)
+	}
+	throttled.serve, throttled.calls = 0, 0
+	if _, err := table.Notices(ctx, ids); !errors.Is(err, statestore.ErrUnavailable) || throttled.calls != 5 {
+		t.Fatalf("keys never served: %v after %d calls, want the table unavailable after 5", err, throttled.calls)
 	}
 }
 
