@@ -38,8 +38,10 @@ func Webhook(d *Deps) Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV
 			}
 			return d.Secrets.WebhookKeys(ctx, d.Config.WebhookSecretID)
 		},
-		Acronis:   d.Acronis,
-		Enforcer:  d.enforcer(table),
+		Acronis: d.Acronis,
+		// A caller's request never waits for a grace: no rollout, and no SNS
+		// client to build at a cold start.
+		Enforcer:  &enforce.Enforcer{API: d.Acronis, Rules: d.Config.Rules()},
 		Logger:    d.Logger,
 		Namespace: d.Config.MetricsNamespace,
 		Out:       d.Out,
@@ -48,6 +50,7 @@ func Webhook(d *Deps) Handler[events.APIGatewayV2HTTPRequest, events.APIGatewayV
 	}
 	if table != nil {
 		h.Replays = table
+		h.Enforcer.Leases = table
 	}
 	return h.Handle
 }
